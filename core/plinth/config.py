@@ -1,0 +1,55 @@
+"""The typed engine configuration, passed down explicitly (no globals, few env vars)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+
+class ConfigError(ValueError):
+    """The configuration cannot work; the message says which option to change."""
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    block_size: int = 16  # tokens per KV-cache block
+    enable_prefix_caching: bool = True  # automatic prefix caching, on by default as in vLLM V1
+    num_gpu_blocks_override: int | None = None  # force the block count (tests, tuning), any platform
+    gpu_memory_utilization: float = 0.9  # fraction of device memory the engine may use (accelerators)
+    kv_cache_memory_bytes: int | None = None  # explicit KV budget (CPU default: 4 GiB)
+    kv_cache_dtype: str = "auto"  # "auto" = the model dtype
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    max_num_seqs: int = 256  # requests in one step
+    max_num_batched_tokens: int = 8192  # tokens (prefill + decode) in one step
+    max_model_len: int | None = None  # None = from the model config
+    enable_chunked_prefill: bool = True  # split long prompts over steps
+    policy: str = "fcfs"  # "fcfs" or "priority"
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    mode: str = "auto"  # "auto" = the platform's preferred mode, "eager" = never capture
+    capture_sizes: tuple[int, ...] = ()  # decode batch sizes to capture; () = platform default
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the engine needs; platforms may only change it through a ConfigPatch."""
+
+    model: str | None = None
+    dtype: str = "auto"
+    seed: int = 0
+    load_format: str = "auto"
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+
+    def with_section(self, name: str, **changes) -> EngineConfig:
+        section = getattr(self, name)
+        known = {f.name for f in fields(section)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ConfigError(f"unknown {name} option(s): {sorted(unknown)}; known: {sorted(known)}")
+        return replace(self, **{name: replace(section, **changes)})

@@ -1,0 +1,1 @@
+"""Torch-native reference ops: the oracle every platform kernel is tested against."""

@@ -1,0 +1,35 @@
+"""Declared capabilities: core gates features on these, never on a platform's name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class Feature:
+    """Names of optional engine features a platform may declare."""
+
+    PREFIX_CACHING = "prefix_caching"
+    CHUNKED_PREFILL = "chunked_prefill"
+    SPECULATIVE_DECODING = "speculative_decoding"
+    LORA = "lora"
+    STRUCTURED_OUTPUT = "structured_output"
+    FP8 = "fp8"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    dtypes: tuple[str, ...]  # model dtypes the platform computes in, e.g. ("bfloat16", "float32")
+    kv_cache_dtypes: tuple[str, ...]  # KV-cache storage dtypes besides "auto"
+    graph_modes: tuple[str, ...] = ("eager",)  # e.g. "eager", "cuda_graph", "compiled"
+    distributed_backend: str | None = None  # torch.distributed backend: "gloo", "nccl", "xla", ...
+    features: frozenset[str] = frozenset()  # Feature names the platform supports
+    info: Mapping[str, str] = field(default_factory=dict)  # shown by `plinth platforms` (isa, sm, ...)
+
+    def supports(self, feature: str) -> bool:
+        return feature in self.features
+
+    @property
+    def default_dtype(self) -> str:
+        """The first declared dtype: the platform's preferred compute dtype."""
+        return self.dtypes[0]

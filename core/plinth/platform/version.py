@@ -1,0 +1,19 @@
+"""The platform contract's version and how a plugin's supported range is checked."""
+
+from __future__ import annotations
+
+PLATFORM_API: tuple[int, int] = (1, 0)
+"""``(major, minor)``. Minor versions only add members with defaults; removal bumps major."""
+
+ApiRange = tuple[tuple[int, int], tuple[int, int]]
+"""Half-open ``[min, max)``: the plugin needs at least ``min`` and breaks at ``max``."""
+
+
+def api_compatible(api: ApiRange, core_api: tuple[int, int] = PLATFORM_API) -> bool:
+    low, high = api
+    return tuple(low) <= core_api < tuple(high)
+
+
+def format_api(api: ApiRange) -> str:
+    (lo_major, lo_minor), (hi_major, hi_minor) = api
+    return f">={lo_major}.{lo_minor},<{hi_major}.{hi_minor}"
