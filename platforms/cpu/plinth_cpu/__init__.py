@@ -1,0 +1,1 @@
+"""plinth's CPU platform plugin."""

@@ -1,0 +1,55 @@
+"""The CPU platform: composition of device ops, capabilities, configuration and attention."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+
+from plinth.ops.reference_backend import ReferenceAttentionBackend
+from plinth.platform import Capabilities, ConfigPatch, Feature, Platform
+from plinth_cpu.attention import CpuAttentionBackend
+from plinth_cpu.device import CpuDeviceOps
+from plinth_cpu.isa import detect
+
+
+class CpuPlatform(Platform):
+    name = "cpu"
+
+    def __init__(self) -> None:
+        self._device = CpuDeviceOps()
+        self._backends = (CpuAttentionBackend(), ReferenceAttentionBackend())
+
+    @property
+    def device(self) -> CpuDeviceOps:
+        return self._device
+
+    @cached_property
+    def capabilities(self) -> Capabilities:
+        info = detect()
+        native_bf16 = "avx512_bf16" in info.extensions or "amx_bf16" in info.extensions
+        dtypes = ("bfloat16", "float32", "float16") if native_bf16 else ("float32", "bfloat16", "float16")
+        return Capabilities(
+            dtypes=dtypes,
+            kv_cache_dtypes=("float32", "bfloat16", "float16"),
+            graph_modes=("eager",),
+            distributed_backend="gloo",
+            features=frozenset({Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL}),
+            info={"isa": info.isa, "extensions": ",".join(info.extensions) or "-", "cores": str(info.cores)},
+        )
+
+    def configure(self, config) -> ConfigPatch:
+        errors = []
+        if config.graph.mode not in ("auto", "eager"):
+            errors.append(f"graph mode {config.graph.mode!r} is not available on cpu; use 'eager'")
+        # Big token budgets only add latency on a few cores; vLLM's CPU default is similar.
+        budget = min(config.scheduler.max_num_batched_tokens, 4096)
+        return ConfigPatch(graph_mode="eager", max_num_batched_tokens=budget, errors=tuple(errors))
+
+    def attention_backends(self):
+        return self._backends
+
+    def setup_process(self) -> None:
+        cores = detect().cores
+        if torch.get_num_threads() > cores:
+            torch.set_num_threads(cores)

@@ -1,0 +1,21 @@
+"""`plinth --version` and `plinth platforms` through typer's runner."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from plinth import __version__
+from plinth_serve.cli import app
+
+
+def test_version():
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"plinth {__version__}"
+
+
+def test_platforms_lists_cpu_with_isa():
+    result = CliRunner().invoke(app, ["platforms"])
+    assert result.exit_code == 0, result.output
+    cpu_row = next(line for line in result.output.splitlines() if line.startswith("cpu "))
+    assert " yes " in cpu_row and "isa=" in cpu_row and "dist=gloo" in cpu_row
+    assert "platform API 1.0" in result.output
