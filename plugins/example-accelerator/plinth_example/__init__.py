@@ -1,0 +1,1 @@
+"""plinth's example accelerator: the template a vendor copies (see README.md)."""
