@@ -15,7 +15,7 @@ class CacheConfig:
     enable_prefix_caching: bool = True  # automatic prefix caching, on by default as in vLLM V1
     num_gpu_blocks_override: int | None = None  # force the block count (tests, tuning), any platform
     gpu_memory_utilization: float = 0.9  # fraction of device memory the engine may use (accelerators)
-    kv_cache_memory_bytes: int | None = None  # explicit KV budget (CPU default: 4 GiB)
+    kv_cache_memory_bytes: int | None = None  # explicit KV budget in bytes; None = from free device memory
     kv_cache_dtype: str = "auto"  # "auto" = the model dtype
 
 

@@ -20,6 +20,7 @@ class ConfigPatch:
     graph_mode: str | None = None  # one of the platform's declared graph modes
     capture_sizes: tuple[int, ...] | None = None  # decode batch sizes to capture
     dtype: str | None = None  # compute dtype when the user said "auto"
+    kv_cache_memory_bytes: int | None = None  # KV budget when the user gave none (hosts without a device pool)
     errors: tuple[str, ...] = ()  # reasons the config cannot run on this platform
 
 
@@ -44,6 +45,8 @@ def apply_config_patch(config: EngineConfig, patch: ConfigPatch, platform_name: 
         graph["capture_sizes"] = tuple(sorted(set(patch.capture_sizes), reverse=True))
     if graph:
         config = config.with_section("graph", **graph)
+    if patch.kv_cache_memory_bytes is not None and config.cache.kv_cache_memory_bytes is None:
+        config = config.with_section("cache", kv_cache_memory_bytes=patch.kv_cache_memory_bytes)
     if patch.dtype is not None and config.dtype == "auto":
         from dataclasses import replace
 

@@ -44,7 +44,10 @@ class CpuPlatform(Platform):
             errors.append(f"graph mode {config.graph.mode!r} is not available on cpu; use 'eager'")
         # Big token budgets only add latency on a few cores; vLLM's CPU default is similar.
         budget = min(config.scheduler.max_num_batched_tokens, 4096)
-        return ConfigPatch(graph_mode="eager", max_num_batched_tokens=budget, errors=tuple(errors))
+        # Host memory is shared with everything else: a bounded KV budget, as vLLM's CPU build.
+        kv_bytes = min(4 * 2**30, self.device.free_memory() // 4)
+        return ConfigPatch(graph_mode="eager", max_num_batched_tokens=budget, kv_cache_memory_bytes=kv_bytes,
+                           errors=tuple(errors))
 
     def attention_backends(self):
         return self._backends

@@ -1,0 +1,52 @@
+"""User-facing engine options (vLLM's names) turned into a typed EngineConfig."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from plinth.config import CacheConfig, EngineConfig, GraphConfig, SchedulerConfig
+
+
+@dataclass
+class EngineArgs:
+    model: str | None = None  # HF folder, hub id in the local cache, or .gguf; None = the default model
+    device: str | None = None  # platform name; None = $PLINTH_DEVICE or the best available
+    tokenizer: str | None = None  # tokenizer source when it differs from the model
+    dtype: str = "auto"
+    seed: int = 0
+    load_format: str = "auto"  # "auto", "safetensors", "gguf", "dummy"
+    max_model_len: int | None = None
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    enable_chunked_prefill: bool = True
+    scheduling_policy: str = "fcfs"
+    block_size: int = 16
+    enable_prefix_caching: bool = True
+    num_gpu_blocks_override: int | None = None
+    gpu_memory_utilization: float = 0.9
+    kv_cache_memory_bytes: int | None = None
+    kv_cache_dtype: str = "auto"
+    enforce_eager: bool = False  # never capture device graphs
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> EngineArgs:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"unknown engine option(s) {unknown}; known options: {sorted(known)}")
+        return cls(**kwargs)
+
+    def engine_config(self, max_model_len: int) -> EngineConfig:
+        return EngineConfig(
+            model=self.model, dtype=self.dtype, seed=self.seed, load_format=self.load_format,
+            cache=CacheConfig(
+                block_size=self.block_size, enable_prefix_caching=self.enable_prefix_caching,
+                num_gpu_blocks_override=self.num_gpu_blocks_override,
+                gpu_memory_utilization=self.gpu_memory_utilization,
+                kv_cache_memory_bytes=self.kv_cache_memory_bytes, kv_cache_dtype=self.kv_cache_dtype),
+            scheduler=SchedulerConfig(
+                max_num_seqs=self.max_num_seqs, max_num_batched_tokens=self.max_num_batched_tokens,
+                max_model_len=max_model_len, enable_chunked_prefill=self.enable_chunked_prefill,
+                policy=self.scheduling_policy),
+            graph=GraphConfig(mode="eager" if self.enforce_eager else "auto"),
+        )

@@ -1,0 +1,118 @@
+"""The engine with tokenization and detokenization: prompts in, RequestOutputs out."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Sequence
+
+from plinth.engine.engine import Engine
+from plinth.engine.engine_args import EngineArgs
+from plinth.engine.request_group import RequestGroup
+from plinth.model.model_config import ModelConfig
+from plinth.model.tokenizer import load_tokenizer
+from plinth.outputs import RequestOutput
+from plinth.platform import select_platform
+from plinth.platform.configure import apply_config_patch
+from plinth.runner.model_runner import ModelRunner
+from plinth.sampling_params import SamplingParams
+
+logger = logging.getLogger(__name__)
+
+
+class LLMEngine:
+    """Owns the platform, the model runner, the scheduler-driven Engine and the tokenizer."""
+
+    def __init__(self, args: EngineArgs) -> None:
+        from plinth.model.default_model import default_model_path
+
+        self.platform = select_platform(args.device)
+        model = args.model or default_model_path()
+        self.model_config = ModelConfig.from_source(
+            model, dtype=self._dtype(args), load_format=args.load_format,
+            max_model_len=args.max_model_len, tokenizer=args.tokenizer)
+        config = args.engine_config(self.model_config.max_model_len)
+        config = apply_config_patch(config, self.platform.configure(config), self.platform.name)
+        self.platform.device.seed(config.seed)
+        self.config = config
+        self.runner = ModelRunner(config, self.platform, self.model_config)
+        self.engine = Engine(config, self.runner)
+        self.tokenizer = load_tokenizer(self.model_config) if args.load_format != "dummy" or args.tokenizer \
+            else None
+        eos = list(self.model_config.eos_token_ids)
+        self.eos_token_id, self._extra_eos = (eos[0], eos[1:]) if eos else (None, [])
+        self._groups: dict[str, RequestGroup] = {}
+        self._seq_owner: dict[str, tuple[RequestGroup, int]] = {}
+
+    def _dtype(self, args: EngineArgs) -> str:
+        """"auto" keeps the checkpoint's dtype where the platform computes in it, else the platform's."""
+        if args.dtype != "auto":
+            if args.dtype not in self.platform.capabilities.dtypes:
+                raise ValueError(f"dtype {args.dtype!r} is not supported on '{self.platform.name}'; "
+                                 f"choose one of {self.platform.capabilities.dtypes}")
+            return args.dtype
+        return "auto"
+
+    # -- requests --------------------------------------------------------------
+    def tokenize(self, prompt: str) -> list[int]:
+        if self.tokenizer is None:
+            raise ValueError("this engine has no tokenizer (dummy weights): pass prompt token ids")
+        return self.tokenizer(prompt).input_ids
+
+    def add_request(self, request_id: str, prompt: str | Sequence[int], params: SamplingParams, *,
+                    priority: int = 0, cache_salt: str | None = None) -> None:
+        text = prompt if isinstance(prompt, str) else None
+        token_ids = self.tokenize(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
+        if self._extra_eos and not params.ignore_eos:
+            params = dataclasses.replace(params, stop_token_ids=[*params.stop_token_ids, *self._extra_eos])
+        ids = self.engine.add_request(request_id, token_ids, params, eos_token_id=self.eos_token_id,
+                                      priority=priority, cache_salt=cache_salt)
+        group = RequestGroup(request_id, text, token_ids, params, self.tokenizer or _NullTokenizer())
+        self._groups[request_id] = group
+        for index, seq_id in enumerate(ids):
+            self._seq_owner[seq_id] = (group, index)
+
+    def abort_request(self, request_ids: Iterable[str]) -> None:
+        for request_id in request_ids:
+            group = self._groups.pop(request_id, None)
+            if group is None:
+                continue
+            seq_ids = [s for s, (g, _) in self._seq_owner.items() if g is group]
+            self.engine.abort_request(seq_ids)
+            for s in seq_ids:
+                self._seq_owner.pop(s, None)
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self._groups)
+
+    def step(self) -> list[RequestOutput]:
+        """One engine step; the RequestOutputs of every request that progressed."""
+        touched: dict[str, RequestGroup] = {}
+        for out in self.engine.step():
+            owner = self._seq_owner.get(out.request_id)
+            if owner is None:
+                continue
+            group, index = owner
+            if group.apply(index, out) is not None:
+                self.engine.finish_requests([out.request_id], "stop")
+            if group.completions[index].finish_reason is not None:
+                self._seq_owner.pop(out.request_id, None)
+            touched[group.request_id] = group
+        results = []
+        for request_id, group in touched.items():
+            output = group.output()
+            if output is not None:
+                results.append(output)
+            if group.finished:
+                self._groups.pop(request_id, None)
+        return results
+
+
+class _NullTokenizer:
+    """Stands in when there is no tokenizer (dummy weights): text stays empty."""
+
+    def decode(self, token_ids, **kwargs) -> str:
+        return ""
+
+    def convert_ids_to_tokens(self, token_ids, **kwargs):
+        return [""] * len(token_ids)

@@ -1,0 +1,96 @@
+"""The user-level view of one request: its n completions, their text and logprobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from plinth.engine.detokenizer import IncrementalDetokenizer
+from plinth.outputs import CompletionOutput, Logprob, RequestOutput
+from plinth.sampling_params import RequestOutputKind
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from plinth.engine.outputs import EngineOutput
+    from plinth.sampling_params import SamplingParams
+
+
+@dataclass
+class Completion:
+    index: int
+    detokenizer: IncrementalDetokenizer
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[dict[int, Logprob]] | None = None
+    cumulative_logprob: float | None = None
+    finish_reason: str | None = None
+    stop_reason: int | str | None = None
+    sent_tokens: int = 0  # tokens already returned as deltas
+
+
+class RequestGroup:
+    """Folds engine outputs of one request's sibling sequences into RequestOutputs."""
+
+    def __init__(self, request_id: str, prompt: str | None, prompt_token_ids: list[int],
+                 params: SamplingParams, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.request_id, self.prompt, self.prompt_token_ids = request_id, prompt, prompt_token_ids
+        self.params, self.tokenizer = params, tokenizer
+        self.completions = [Completion(i, IncrementalDetokenizer(tokenizer, prompt_token_ids, params))
+                            for i in range(params.n)]
+        if params.logprobs is not None:
+            for c in self.completions:
+                c.logprobs, c.cumulative_logprob = [], 0.0
+        self.num_cached_tokens = 0
+
+    @property
+    def finished(self) -> bool:
+        return all(c.finish_reason is not None for c in self.completions)
+
+    def apply(self, index: int, out: EngineOutput) -> str | None:
+        """Add one engine output to completion ``index``; returns a matched stop string."""
+        c = self.completions[index]
+        self.num_cached_tokens = max(self.num_cached_tokens, out.num_cached_tokens)
+        c.token_ids.extend(out.new_token_ids)
+        if c.logprobs is not None and out.logprobs is not None and out.new_token_ids:
+            self._add_logprobs(c, out.logprobs)
+        stop_terminated = out.finish_reason == "stop"
+        matched = c.detokenizer.update(out.new_token_ids, stop_terminated=stop_terminated) \
+            if out.new_token_ids else None
+        if matched is not None:
+            c.finish_reason, c.stop_reason = "stop", matched
+        elif out.finish_reason is not None:
+            c.finish_reason, c.stop_reason = out.finish_reason, out.stop_reason
+        return matched
+
+    def abort(self) -> None:
+        for c in self.completions:
+            if c.finish_reason is None:
+                c.finish_reason = "abort"
+
+    def _add_logprobs(self, c: Completion, row) -> None:
+        token_ids, logprobs, rank = row
+        k = self.params.logprobs
+        entry = {token_ids[0]: Logprob(logprobs[0], rank, self.tokenizer.decode([token_ids[0]]))}
+        for j in range(1, k + 1):
+            entry.setdefault(token_ids[j], Logprob(logprobs[j], j, self.tokenizer.decode([token_ids[j]])))
+        c.logprobs.append(entry)
+        c.cumulative_logprob += logprobs[0]
+
+    def output(self) -> RequestOutput | None:
+        """The RequestOutput to emit now, honouring the params' output kind (None: nothing yet)."""
+        kind = self.params.output_kind
+        finished = self.finished
+        if kind == RequestOutputKind.FINAL_ONLY and not finished:
+            return None
+        delta = kind == RequestOutputKind.DELTA
+        outputs = []
+        for c in self.completions:
+            done = c.finish_reason is not None
+            text = c.detokenizer.get_next_output_text(done, delta)
+            start = c.sent_tokens if delta else 0
+            c.sent_tokens = len(c.token_ids)
+            logprobs = c.logprobs[start:] if c.logprobs is not None else None
+            outputs.append(CompletionOutput(c.index, text, c.token_ids[start:], c.cumulative_logprob,
+                                            logprobs, c.finish_reason, c.stop_reason))
+        return RequestOutput(self.request_id, self.prompt, self.prompt_token_ids, outputs, finished,
+                             self.num_cached_tokens)
