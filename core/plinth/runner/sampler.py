@@ -1,0 +1,156 @@
+"""The sampler: logits ``[B, V]`` and a step's metadata in, one token id per row out.
+
+Order of work, as in vLLM V1:
+
+1. logprobs of the raw model output (before any processing), when a row asks;
+2. per-request logits processors, then the batch-level processors (plugins);
+3. hard masks: allowed_token_ids, bad_words, min_tokens;
+4. penalties: repetition, frequency, presence;
+5. greedy rows take the argmax;
+6. the others: temperature, min-p, top-k, top-p, then an exponential race
+   ``argmax(probs / q)`` with ``q ~ Exp(1)``, drawn from the row's own generator when
+   the request is seeded, so a seed gives the same tokens whatever else is in the batch.
+
+Everything stays on the logits' device; nothing syncs with the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from plinth.runner.logit_masks import apply_token_masks
+from plinth.runner.logprobs import LogprobsTensors, compute_logprobs, gather_logprobs
+from plinth.runner.penalties import apply_penalties
+from plinth.runner.sampling_metadata import SamplingMetadata
+
+
+class BatchLogitsProcessor(Protocol):
+    """A plugin hook that rewrites the whole batch's logits each step.
+
+    ``apply`` gets float32 logits ``[B, V]`` (after the per-request processors, before
+    masks and penalties) and the step's metadata, and returns logits of the same shape
+    on the same device. It must not sync with the host.
+    """
+
+    def apply(self, logits: torch.Tensor, metadata: SamplingMetadata) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerOutput:
+    """What one sampling step produced, still on the device."""
+
+    sampled_token_ids: torch.Tensor  # [B] int64
+    logprobs: LogprobsTensors | None  # raw-logit logprobs of the sampled + top-k tokens; None if no row asked
+
+
+class Sampler:
+    """Vectorised sampling over a batch; see the module docstring for the order of work."""
+
+    def __init__(self, batch_processors: Sequence[BatchLogitsProcessor] = ()) -> None:
+        self.batch_processors = list(batch_processors)
+
+    def __call__(self, logits: torch.Tensor, metadata: SamplingMetadata) -> SamplerOutput:
+        return self.forward(logits, metadata)
+
+    def forward(self, logits: torch.Tensor, metadata: SamplingMetadata) -> SamplerOutput:
+        """Sample one token per row of ``logits`` ``[B, V]``; the input is not modified."""
+        if logits.dim() != 2 or logits.shape[0] != metadata.temperature.shape[0]:
+            raise ValueError(
+                f"logits must be [batch, vocab] with {metadata.temperature.shape[0]} rows "
+                f"(one per metadata row), got shape {tuple(logits.shape)}"
+            )
+        logits = logits.to(torch.float32)
+        raw_logprobs = compute_logprobs(logits) if metadata.max_num_logprobs is not None else None
+        logits = self.process_logits(logits, metadata)
+        sampled = sample(logits, metadata)
+        logprobs = None
+        if raw_logprobs is not None:
+            logprobs = gather_logprobs(raw_logprobs, metadata.max_num_logprobs, sampled)
+        return SamplerOutput(sampled_token_ids=sampled, logprobs=logprobs)
+
+    def process_logits(self, logits: torch.Tensor, metadata: SamplingMetadata) -> torch.Tensor:
+        """Steps 2–4: processors, masks and penalties (what greedy decoding sees)."""
+        logits = apply_request_processors(logits, metadata)
+        for processor in self.batch_processors:
+            logits = processor.apply(logits, metadata)
+        logits = apply_token_masks(logits, metadata)
+        if not metadata.no_penalties:
+            logits = apply_penalties(
+                logits,
+                metadata.output_token_ids_padded,
+                metadata.prompt_token_ids_padded,
+                metadata.presence_penalties,
+                metadata.frequency_penalties,
+                metadata.repetition_penalties,
+            )
+        return logits
+
+
+def apply_request_processors(logits: torch.Tensor, metadata: SamplingMetadata) -> torch.Tensor:
+    """Run each row's ``SamplingParams.logits_processors`` on its row (only rows that have them)."""
+    if not metadata.logits_processors:
+        return logits
+    logits = logits.clone()
+    for row, processors in metadata.logits_processors.items():
+        row_logits = logits[row]
+        for processor in processors:
+            row_logits = processor(metadata.output_token_ids[row], row_logits)
+        logits[row] = row_logits
+    return logits
+
+
+def sample(logits: torch.Tensor, metadata: SamplingMetadata) -> torch.Tensor:
+    """Steps 5–6 on processed logits: ``[B]`` int64 token ids."""
+    greedy = None if metadata.all_random else logits.argmax(dim=-1)
+    if metadata.all_greedy:
+        return greedy
+    temperature = metadata.temperature
+    logits = logits / torch.where(temperature == 0, 1.0, temperature).unsqueeze(1)
+    if metadata.min_p is not None:
+        logits = apply_min_p(logits, metadata.min_p)
+    if metadata.top_k is not None or metadata.top_p is not None:
+        logits = apply_top_k_top_p(logits, metadata.top_k, metadata.top_p)
+    probs = torch.softmax(logits, dim=-1)
+    sampled = probs.div_(exponential_noise(probs, metadata.generators)).argmax(dim=-1)
+    if greedy is not None:
+        sampled = torch.where(temperature == 0, greedy, sampled)
+    return sampled
+
+
+def apply_min_p(logits: torch.Tensor, min_p: torch.Tensor) -> torch.Tensor:
+    """Drop tokens whose probability is below ``min_p`` times the row's top probability."""
+    probs = torch.softmax(logits, dim=-1)
+    threshold = probs.amax(dim=-1, keepdim=True) * min_p.unsqueeze(1)
+    return logits.masked_fill(probs < threshold, float("-inf"))
+
+
+def apply_top_k_top_p(
+    logits: torch.Tensor, top_k: torch.Tensor | None, top_p: torch.Tensor | None
+) -> torch.Tensor:
+    """Keep each row's ``top_k`` best tokens (ties at the cut kept), then the smallest set
+    of those whose renormalised mass reaches ``top_p`` (the best token always stays).
+    """
+    sorted_logits, order = logits.sort(dim=-1)  # ascending
+    if top_k is not None:
+        cut = sorted_logits.gather(1, (logits.shape[1] - top_k).unsqueeze(1))
+        sorted_logits = sorted_logits.masked_fill(sorted_logits < cut, float("-inf"))
+    if top_p is not None:
+        mass_below = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        drop = mass_below <= (1 - top_p).unsqueeze(1)
+        drop[:, -1] = False
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.empty_like(logits).scatter_(1, order, sorted_logits)
+
+
+def exponential_noise(probs: torch.Tensor, generators: dict[int, torch.Generator]) -> torch.Tensor:
+    """``Exp(1)`` draws shaped like ``probs``; seeded rows draw from their own generator."""
+    noise = torch.empty_like(probs)
+    if len(generators) < probs.shape[0]:
+        noise.exponential_()
+    for row, generator in generators.items():  # seeded rows only: one draw each
+        noise[row].exponential_(generator=generator)
+    return noise
