@@ -1,0 +1,178 @@
+"""Linear layers with tensor-parallel sharding built into their weight loaders.
+
+Every parameter carries ``weight_loader(param, loaded_weight, shard_id=None)`` that takes
+the *full* checkpoint tensor and copies this rank's shard into the parameter, so the
+model loader has no per-model or per-rank branches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from plinth.model.build_context import BuildContext
+
+
+def divide(numerator: int, denominator: int, what: str) -> int:
+    """Exact division with an error naming the quantity that does not split."""
+    if numerator % denominator:
+        raise ValueError(f"{what} ({numerator}) is not divisible by the tensor-parallel size ({denominator})")
+    return numerator // denominator
+
+
+def copy_checked(param: torch.Tensor, loaded: torch.Tensor, name: str = "parameter") -> None:
+    """Copy ``loaded`` into ``param`` (casting dtype/device) after checking the shapes agree."""
+    if tuple(param.shape) != tuple(loaded.shape):
+        raise ValueError(f"{name}: checkpoint shape {tuple(loaded.shape)} does not match {tuple(param.shape)}")
+    with torch.no_grad():
+        param.copy_(loaded)
+
+
+def default_weight_loader(param: torch.Tensor, loaded_weight: torch.Tensor, shard_id=None) -> None:
+    """Loader of replicated parameters: the checkpoint tensor is copied whole."""
+    copy_checked(param, loaded_weight)
+
+
+def new_parameter(ctx: BuildContext, *shape: int, loader) -> nn.Parameter:
+    """An uninitialised parameter on ``ctx.device`` that carries ``loader`` as ``weight_loader``."""
+    param = nn.Parameter(ctx.empty(*shape), requires_grad=False)
+    param.weight_loader = loader
+    return param
+
+
+class LinearBase(nn.Module):
+    """``y = x W^T + b`` with ``W`` of shape ``[out_per_rank, in_per_rank]``."""
+
+    def __init__(self, in_per_rank: int, out_per_rank: int, bias: bool, ctx: BuildContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.tp_rank, self.tp_size = ctx.tp_rank, ctx.tp_size
+        self.weight = new_parameter(ctx, out_per_rank, in_per_rank, loader=self.weight_loader)
+        self.bias = new_parameter(ctx, out_per_rank, loader=self.weight_loader) if bias else None
+
+    def weight_loader(self, param: torch.Tensor, loaded_weight: torch.Tensor, shard_id=None) -> None:
+        copy_checked(param, loaded_weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class ReplicatedLinear(LinearBase):
+    """Every rank holds the whole weight."""
+
+    def __init__(self, input_size: int, output_size: int, ctx: BuildContext, bias: bool = False) -> None:
+        super().__init__(input_size, output_size, bias, ctx)
+
+
+class ColumnParallelLinear(LinearBase):
+    """Output features split over ranks; rank ``r`` holds rows ``[r*n, (r+1)*n)`` of ``W``.
+
+    ``gather_output`` all-gathers the shards so every rank sees the whole output.
+    """
+
+    def __init__(
+        self, input_size: int, output_size: int, ctx: BuildContext, bias: bool = False, gather_output: bool = False
+    ) -> None:
+        super().__init__(input_size, divide(output_size, ctx.tp_size, "output size"), bias, ctx)
+        self.gather_output = gather_output
+
+    def weight_loader(self, param, loaded_weight, shard_id=None):
+        rows = param.shape[0]
+        copy_checked(param, loaded_weight.narrow(0, self.tp_rank * rows, rows))
+
+    def forward(self, x):
+        y = F.linear(x, self.weight, self.bias)
+        return self.ctx.communicator.all_gather(y, dim=-1) if self.gather_output and self.tp_size > 1 else y
+
+
+class MergedColumnParallelLinear(ColumnParallelLinear):
+    """Several column-parallel projections of one input stored as one weight (e.g. gate_up).
+
+    ``shard_id`` is the index into ``output_sizes`` of the checkpoint tensor being loaded;
+    each rank's weight is the concatenation of its shard of every projection.
+    """
+
+    def __init__(
+        self, input_size: int, output_sizes: Sequence[int], ctx: BuildContext, bias: bool = False
+    ) -> None:
+        self.output_sizes = list(output_sizes)
+        for size in self.output_sizes:
+            divide(size, ctx.tp_size, "merged projection size")
+        super().__init__(input_size, sum(self.output_sizes), ctx, bias)
+
+    def weight_loader(self, param, loaded_weight, shard_id=None):
+        if shard_id is None:  # a checkpoint that already stores the merged weight
+            raise ValueError("merged linear weights are loaded one projection at a time (shard_id 0, 1, ...)")
+        size = self.output_sizes[shard_id] // self.tp_size
+        offset = sum(self.output_sizes[:shard_id]) // self.tp_size
+        shard = loaded_weight.narrow(0, self.tp_rank * size, size)
+        copy_checked(param.narrow(0, offset, size), shard, f"projection {shard_id}")
+
+
+class QKVParallelLinear(ColumnParallelLinear):
+    """Query, key and value projections in one weight, split by heads over ranks.
+
+    With fewer KV heads than ranks, each KV head is replicated on ``tp_size / num_kv_heads``
+    consecutive ranks. ``shard_id`` is ``"q"``, ``"k"`` or ``"v"``.
+    """
+
+    def __init__(
+        self, hidden_size: int, head_size: int, total_num_heads: int, total_num_kv_heads: int,
+        ctx: BuildContext, bias: bool = False,
+    ) -> None:
+        tp = ctx.tp_size
+        self.head_size = head_size
+        self.num_heads = divide(total_num_heads, tp, "number of attention heads")
+        if total_num_kv_heads >= tp:
+            self.num_kv_heads = divide(total_num_kv_heads, tp, "number of KV heads")
+            self.num_kv_head_replicas = 1
+        else:
+            self.num_kv_heads = 1
+            self.num_kv_head_replicas = divide(tp, total_num_kv_heads, "tp size over KV heads")
+        self.q_size = self.num_heads * head_size
+        self.kv_size = self.num_kv_heads * head_size
+        out = (self.num_heads + 2 * self.num_kv_heads) * head_size * tp
+        super().__init__(hidden_size, out, ctx, bias)
+
+    def weight_loader(self, param, loaded_weight, shard_id=None):
+        if shard_id not in ("q", "k", "v"):
+            raise ValueError(f"QKV weights are loaded one projection at a time (shard_id 'q', 'k' or 'v'), got {shard_id!r}")
+        if shard_id == "q":
+            offset, size, rank = 0, self.q_size, self.tp_rank
+        else:
+            offset = self.q_size + (self.kv_size if shard_id == "v" else 0)
+            size, rank = self.kv_size, self.tp_rank // self.num_kv_head_replicas
+        shard = loaded_weight.narrow(0, rank * size, size)
+        copy_checked(param.narrow(0, offset, size), shard, f"{shard_id}_proj")
+
+    def split(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``[T, q+k+v]`` -> ``q, k, v`` views."""
+        return qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+
+
+class RowParallelLinear(LinearBase):
+    """Input features split over ranks; partial outputs are summed with an all-reduce.
+
+    The bias is added once, on rank 0, so the all-reduce counts it once.
+    """
+
+    def __init__(
+        self, input_size: int, output_size: int, ctx: BuildContext, bias: bool = False, reduce_results: bool = True
+    ) -> None:
+        super().__init__(divide(input_size, ctx.tp_size, "input size"), output_size, bias, ctx)
+        self.reduce_results = reduce_results
+
+    def weight_loader(self, param, loaded_weight, shard_id=None):
+        if param.dim() == 1:  # the bias is not split
+            copy_checked(param, loaded_weight)
+            return
+        cols = param.shape[1]
+        copy_checked(param, loaded_weight.narrow(1, self.tp_rank * cols, cols))
+
+    def forward(self, x):
+        bias = self.bias if self.tp_rank == 0 else None
+        y = F.linear(x, self.weight, bias)
+        return self.ctx.communicator.all_reduce(y) if self.reduce_results and self.tp_size > 1 else y

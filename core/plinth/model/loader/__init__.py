@@ -1,0 +1,61 @@
+"""Building a model and filling its weights: ``get_model(model_config, ctx)``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from plinth.model.registry import ModelRegistry, model_registry
+
+if TYPE_CHECKING:
+    from plinth.model.build_context import BuildContext
+    from plinth.model.model_config import ModelConfig
+
+LOAD_FORMATS = ("safetensors", "gguf", "dummy")
+
+
+def get_model(
+    model_config: ModelConfig, ctx: BuildContext, *, registry: ModelRegistry | None = None,
+    progress: bool = True, seed: int = 0,
+) -> nn.Module:
+    """The model ``model_config`` describes, built with ``ctx`` and its weights loaded, in eval mode.
+
+    ``load_format`` ``"safetensors"`` and ``"gguf"`` read ``model_config.model_path``;
+    ``"dummy"`` fills random weights (``seed``) and touches no file.
+    """
+    registry = registry or model_registry()
+    hf_config = model_config.hf_config
+    model_class = registry.resolve(getattr(hf_config, "architectures", None) or [model_config.architecture])
+    with torch.no_grad():
+        model = model_class(hf_config, ctx)
+        if model_config.load_format == "dummy":
+            from plinth.model.loader.dummy_loader import initialize_dummy_weights
+
+            initialize_dummy_weights(model, seed)
+        else:
+            loaded = model.load_weights(_weights(model_config, ctx, progress))
+            _check_complete(model, loaded, model_config)
+    return model.eval()
+
+
+def _weights(model_config: ModelConfig, ctx: BuildContext, progress: bool):
+    if model_config.model_path is None:
+        raise ValueError("this model config has no weights on disk; use load_format='dummy'")
+    if model_config.load_format == "safetensors":
+        from plinth.model.loader.safetensors_loader import iterate_safetensors
+
+        return iterate_safetensors(model_config.model_path, ctx.dtype, progress)
+    if model_config.load_format == "gguf":
+        from plinth.model.loader.gguf_loader import iterate_gguf
+
+        return iterate_gguf(model_config.model_path, model_config.hf_config, ctx.dtype, progress)
+    raise ValueError(f"load_format {model_config.load_format!r} is not one of {LOAD_FORMATS}")
+
+
+def _check_complete(model: nn.Module, loaded: set[str], model_config: ModelConfig) -> None:
+    missing = sorted({name for name, _ in model.named_parameters()} - loaded)
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise ValueError(f"checkpoint {model_config.model_path} lacks weights for: {shown}")

@@ -1,0 +1,53 @@
+"""Weights from an HF folder: one ``.safetensors`` file or a sharded index."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+INDEX_FILE = "model.safetensors.index.json"
+
+
+def safetensors_files(folder: str | Path) -> list[Path]:
+    """The weight files of ``folder``: those named in the sharded index, else every ``*.safetensors``."""
+    folder = Path(folder)
+    index = folder / INDEX_FILE
+    if index.is_file():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        files = [folder / name for name in sorted(set(weight_map.values()))]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise FileNotFoundError(f"{index} names shards that are missing: {missing}")
+        return files
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        other = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.pt"))
+        hint = f" (found {other}: convert them to safetensors)" if other else ""
+        raise FileNotFoundError(f"no *.safetensors weights in {folder}{hint}; or use load_format='dummy'")
+    return files
+
+
+def iterate_safetensors(
+    folder: str | Path, dtype: torch.dtype | None = None, progress: bool = True
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield ``(name, tensor)`` for every tensor of the folder's weights, floats cast to ``dtype``."""
+    from safetensors import safe_open
+
+    files = safetensors_files(folder)
+    total = 0
+    for path in files:
+        with safe_open(str(path), framework="pt") as handle:
+            total += len(list(handle.keys()))
+    with tqdm(total=total, desc="Loading safetensors", unit="tensor", disable=not progress) as bar:
+        for path in files:
+            with safe_open(str(path), framework="pt") as handle:
+                for name in handle.keys():
+                    tensor = handle.get_tensor(name)
+                    if dtype is not None and tensor.is_floating_point():
+                        tensor = tensor.to(dtype)
+                    yield name, tensor
+                    bar.update(1)
