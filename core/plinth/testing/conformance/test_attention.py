@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from plinth.platform import AttentionLayerSpec, AttentionSelector
+from plinth.testing.conformance.backends import supporting_backends
 from plinth.testing.conformance.paged_batch import make_paged_batch, request_shapes
 from plinth.testing.conformance.tolerances import DTYPES, assert_close
 
@@ -32,25 +33,6 @@ def _cases():
 
 
 CASES = list(_cases())
-
-
-def supporting_backends(platform, selector: AttentionSelector) -> list:
-    """Backends that accept ``selector`` and its block size; skips the test when none does."""
-    if selector.dtype not in platform.capabilities.dtypes:
-        pytest.skip(f"platform does not declare dtype {selector.dtype}")
-    chosen, reasons = [], []
-    for backend in platform.attention_backends():
-        verdict = backend.supports(selector)
-        sizes = backend.supported_block_sizes
-        if sizes and selector.block_size not in sizes:
-            reasons.append(f"{backend.name}: block size {selector.block_size} not in {sizes}")
-        elif not verdict.ok:
-            reasons.append(f"{backend.name}: {verdict.reason}")
-        else:
-            chosen.append(backend)
-    if not chosen:
-        pytest.skip("; ".join(reasons))
-    return chosen
 
 
 def check_backends(platform, kind, block_size, group, head_size, dtype, *,
