@@ -12,6 +12,7 @@ class EngineArgs:
     model: str | None = None  # HF folder, hub id in the local cache, or .gguf; None = the default model
     device: str | None = None  # platform name; None = $PLINTH_DEVICE or the best available
     tokenizer: str | None = None  # tokenizer source when it differs from the model
+    skip_tokenizer_init: bool = False  # no tokenizer: prompts must be token ids, outputs carry no text
     dtype: str = "auto"
     seed: int = 0
     load_format: str = "auto"  # "auto", "safetensors", "gguf", "dummy"

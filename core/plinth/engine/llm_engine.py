@@ -37,8 +37,7 @@ class LLMEngine:
         self.config = config
         self.runner = ModelRunner(config, self.platform, self.model_config)
         self.engine = Engine(config, self.runner)
-        self.tokenizer = load_tokenizer(self.model_config) if args.load_format != "dummy" or args.tokenizer \
-            else None
+        self.tokenizer = None if args.skip_tokenizer_init else load_tokenizer(self.model_config)
         eos = list(self.model_config.eos_token_ids)
         self.eos_token_id, self._extra_eos = (eos[0], eos[1:]) if eos else (None, [])
         self._groups: dict[str, RequestGroup] = {}
@@ -56,7 +55,7 @@ class LLMEngine:
     # -- requests --------------------------------------------------------------
     def tokenize(self, prompt: str) -> list[int]:
         if self.tokenizer is None:
-            raise ValueError("this engine has no tokenizer (dummy weights): pass prompt token ids")
+            raise ValueError("this engine has no tokenizer (skip_tokenizer_init): pass prompt token ids")
         return self.tokenizer(prompt).input_ids
 
     def add_request(self, request_id: str, prompt: str | Sequence[int], params: SamplingParams, *,
@@ -109,7 +108,7 @@ class LLMEngine:
 
 
 class _NullTokenizer:
-    """Stands in when there is no tokenizer (dummy weights): text stays empty."""
+    """Stands in when there is no tokenizer (skip_tokenizer_init): text stays empty."""
 
     def decode(self, token_ids, **kwargs) -> str:
         return ""

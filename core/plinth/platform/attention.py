@@ -123,7 +123,9 @@ class AttentionImpl(ABC):
         """Attention of every query token over its request's cached context.
 
         Called after :meth:`write_kv`, so ``kv_cache`` already holds the new tokens;
-        ``key``/``value`` are those new tokens, for backends that prefer them.
+        ``key``/``value`` are those new tokens, for backends that prefer them. Slots
+        that were never written hold arbitrary values (NaN included: caches are not
+        zeroed) and must not affect the result.
         ``query``/``out``: ``[num_tokens, num_heads, head_size]``. ``metadata`` is what
         :meth:`AttentionBackend.build_metadata` returned. Writes into and returns ``out``.
         """

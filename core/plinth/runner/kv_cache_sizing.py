@@ -43,9 +43,13 @@ def num_kv_blocks(
 def allocate_kv_caches(
     backend: AttentionBackend, specs: list[KVCacheSpec], num_blocks: int, dtype: torch.dtype, device: torch.device
 ) -> list[torch.Tensor]:
-    """One zeroed cache tensor per layer in the backend's layout (zeros: padding reads stay finite)."""
+    """One cache tensor per layer in the backend's layout, uninitialised.
+
+    Not zeroed (zeroing gigabytes of host memory takes seconds): the contract requires
+    backends never to let a slot that was not written affect a result.
+    """
     return [
-        torch.zeros(backend.kv_cache_shape(num_blocks, s.block_size, s.num_kv_heads, s.head_size),
+        torch.empty(backend.kv_cache_shape(num_blocks, s.block_size, s.num_kv_heads, s.head_size),
                     dtype=dtype, device=device)
         for s in specs
     ]

@@ -67,6 +67,7 @@ class CpuAttentionImpl(AttentionImpl):
         if self.spec.sliding_window:
             masked |= positions[None, :] < seq_dev - self.spec.sliding_window
         scores.masked_fill_(masked[:, None, None, :], float("-inf"))
+        values.masked_fill_(masked[:, :, None, None], 0.0)  # unwritten slots may hold NaN
         probs = torch.softmax(scores, dim=-1)
         result = torch.einsum("bkgl,blkd->bkgd", probs, values)
         out[token_idx.to(out.device)] = result.reshape(batch, -1, head_size).to(out.dtype)
