@@ -1,0 +1,131 @@
+"""Test platforms for the conformance kit's own tests, selected as ``broken_platform:NAME``.
+
+``REFERENCE`` runs core's reference attention backend: the kit must pass on it.
+``NO_CAUSAL_MASK`` and ``WRONG_GQA`` carry a classic attention bug each: the kit must fail.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from plinth.ops import reference
+from plinth.ops.reference_backend import ReferenceAttentionBackend, ReferenceAttentionImpl
+from plinth.platform import (
+    Capabilities,
+    ConfigPatch,
+    DeviceOps,
+    Platform,
+    PlatformDescriptor,
+    Probe,
+)
+
+
+class HostDeviceOps(DeviceOps):
+    device_type = "cpu"
+
+    def device_count(self):
+        return 1
+
+    def device_name(self, index=0):
+        return "host"
+
+    def total_memory(self, index=0):
+        return 8 << 30
+
+    def free_memory(self, index=0):
+        return 4 << 30
+
+    def synchronize(self, index=None):
+        pass
+
+    def empty_cache(self):
+        pass
+
+    def set_device(self, index):
+        pass
+
+    def seed(self, seed):
+        torch.manual_seed(seed)
+
+    def pin_memory_supported(self):
+        return False
+
+
+class NoCausalMaskImpl(ReferenceAttentionImpl):
+    """Bug: every query sees the whole sequence, including later positions."""
+
+    def forward(self, query, key, value, kv_cache, metadata, out):
+        starts, seq_lens = metadata.query_start_loc_cpu.tolist(), metadata.seq_lens_cpu.tolist()
+        for i, seq_len in enumerate(seq_lens):
+            k, v = reference.gather_kv(kv_cache, metadata.block_table[i], seq_len)
+            q = query[starts[i]:starts[i + 1]]
+            group = q.shape[1] // k.shape[1]
+            k, v = k.float().repeat_interleave(group, 1), v.float().repeat_interleave(group, 1)
+            probs = torch.softmax(torch.einsum("qhd,khd->hqk", q.float(), k) * self.spec.scale, dim=-1)
+            out[starts[i]:starts[i + 1]] = torch.einsum("hqk,khd->qhd", probs, v).to(out.dtype)
+        return out
+
+
+class WrongGqaImpl(ReferenceAttentionImpl):
+    """Bug: query head ``h`` reads KV head ``h % num_kv_heads`` instead of ``h // group``."""
+
+    def forward(self, query, key, value, kv_cache, metadata, out):
+        num_heads, num_kv_heads = query.shape[1], kv_cache.shape[-2]
+        order = torch.arange(num_heads).view(num_heads // num_kv_heads, num_kv_heads).t().flatten()
+        # permuting query heads so that reference's h // group mapping becomes h % num_kv_heads
+        super().forward(query[:, order], key, value, kv_cache, metadata, out)
+        out[:, order] = out.clone()
+        return out
+
+
+def _backend(impl_cls):
+    class Backend(ReferenceAttentionBackend):
+        name = f"test-{impl_cls.__name__}"
+
+        def make_impl(self, spec):
+            return impl_cls(spec)
+
+    return Backend()
+
+
+class TestPlatform(Platform):
+    __test__ = False  # not a pytest class
+    name = "test"
+
+    def __init__(self, impl_cls=ReferenceAttentionImpl) -> None:
+        self._backend = _backend(impl_cls)
+
+    @property
+    def device(self):
+        return HostDeviceOps()
+
+    @property
+    def capabilities(self):
+        return Capabilities(dtypes=("float32", "bfloat16"), kv_cache_dtypes=("float32", "bfloat16"))
+
+    def configure(self, config):
+        return ConfigPatch()
+
+    def attention_backends(self):
+        return [self._backend]
+
+
+class NoCausalMaskPlatform(TestPlatform):
+    def __init__(self):
+        super().__init__(NoCausalMaskImpl)
+
+
+class WrongGqaPlatform(TestPlatform):
+    def __init__(self):
+        super().__init__(WrongGqaImpl)
+
+
+def _descriptor(name, cls):
+    return PlatformDescriptor(name=name, platform_class=f"broken_platform:{cls}",
+                              probe=lambda: Probe(True, "test platform"))
+
+
+REFERENCE = _descriptor("reference-test", "TestPlatform")
+NO_CAUSAL_MASK = _descriptor("no-causal-mask", "NoCausalMaskPlatform")
+WRONG_GQA = _descriptor("wrong-gqa", "WrongGqaPlatform")
+DESCRIPTOR = NO_CAUSAL_MASK
