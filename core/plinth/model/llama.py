@@ -10,8 +10,15 @@ from torch import nn
 
 from plinth.model.build_context import BuildContext
 from plinth.model.layers import (
-    Attention, MergedColumnParallelLinear, ParallelLMHead, QKVParallelLinear, RMSNorm,
-    RowParallelLinear, SiluAndMul, VocabParallelEmbedding, get_rope,
+    Attention,
+    MergedColumnParallelLinear,
+    ParallelLMHead,
+    QKVParallelLinear,
+    RMSNorm,
+    RowParallelLinear,
+    SiluAndMul,
+    VocabParallelEmbedding,
+    get_rope,
 )
 from plinth.model.weights import load_named_weights
 from plinth.platform.attention import KVCacheSpec

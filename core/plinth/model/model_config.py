@@ -95,7 +95,8 @@ def resolve_dtype(dtype: str | torch.dtype, hf_config: Any) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
-        found = getattr(hf_config, "dtype", None) or getattr(hf_config, "torch_dtype", None)
+        # transformers 5 names it ``dtype`` (``torch_dtype`` is its deprecated alias)
+        found = getattr(hf_config, "dtype" if hasattr(hf_config, "dtype") else "torch_dtype", None)
         if isinstance(found, torch.dtype):
             return found
         return _DTYPES.get(str(found).removeprefix("torch."), torch.float32) if found else torch.float32

