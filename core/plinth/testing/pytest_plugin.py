@@ -49,7 +49,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_platform(spec: str):
     """Select and instantiate the platform ``spec`` names, once per process."""
     from plinth.platform import select_platform

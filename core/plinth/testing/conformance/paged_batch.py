@@ -29,7 +29,9 @@ def request_shapes(kind: str, block_size: int) -> list[tuple[int, int]]:
         return [(0, 1), (1, 1), (bs - 1, 1), (bs, 1), (2 * bs + 3, 1), (5, 1)]
     if kind == "mixed":  # a fresh prefill, two chunked prefills, two decodes
         return [(0, bs + 5), (bs + 2, 7), (2 * bs - 1, 1), (3, 1), (bs // 2, bs)]
-    raise ValueError(f"unknown batch kind {kind!r}; use prefill, decode or mixed")
+    if kind == "long_decode":  # long contexts, where split-KV kernels take another path
+        return [(4096 - 1, 1), (1000, 1), (bs + 1, 1), (2500, 1)]
+    raise ValueError(f"unknown batch kind {kind!r}; use prefill, decode, mixed or long_decode")
 
 
 @dataclass
@@ -92,28 +94,26 @@ def make_paged_batch(
 
     kv_shape = backend.kv_cache_shape(num_blocks, block_size, spec.num_kv_heads, spec.head_size)
     kv_cache = rand(*kv_shape).to(device)  # stale data everywhere
-    dense_kv, ctx_slots, new_slots = [], [], []
+    dense_kv, context, new = [], [], []  # context/new: (keys, values, slots) per request
     for i, (context_len, query_len) in enumerate(shapes):
         seq_len = context_len + query_len
-        dense_kv.append((rand(seq_len, spec.num_kv_heads, spec.head_size),
-                         rand(seq_len, spec.num_kv_heads, spec.head_size)))
+        k = rand(seq_len, spec.num_kv_heads, spec.head_size)
+        v = rand(seq_len, spec.num_kv_heads, spec.head_size)
         pos = torch.arange(seq_len)
         slots = block_table[i, pos // block_size] * block_size + pos % block_size
-        ctx_slots.append(slots[:context_len])
-        new_slots.append(slots[context_len:])
+        dense_kv.append((k, v))
+        context.append((k[:context_len], v[:context_len], slots[:context_len]))
+        new.append((k[context_len:], v[context_len:], slots[context_len:]))
 
     # the context, as earlier steps would have written it (in shuffled token order)
-    ctx_k = torch.cat([k[:c] for (k, _), (c, _) in zip(dense_kv, shapes)])
-    ctx_v = torch.cat([v[:c] for (_, v), (c, _) in zip(dense_kv, shapes)])
+    ctx_k, ctx_v, ctx_slots = (torch.cat(parts) for parts in zip(*context, strict=True))
     order = torch.randperm(len(ctx_k), generator=gen)
-    impl.write_kv(ctx_k[order].to(device), ctx_v[order].to(device), kv_cache,
-                  torch.cat(ctx_slots)[order].to(device))
+    impl.write_kv(ctx_k[order].to(device), ctx_v[order].to(device), kv_cache, ctx_slots[order].to(device))
 
     # this step's new tokens, then padding rows
     pad = num_padding_tokens
-    key = torch.cat([k[c:] for (k, _), (c, _) in zip(dense_kv, shapes)] + [rand(pad, *ctx_k.shape[1:])])
-    value = torch.cat([v[c:] for (_, v), (c, _) in zip(dense_kv, shapes)] + [rand(pad, *ctx_k.shape[1:])])
-    slot_mapping = torch.cat(new_slots + [torch.full((pad,), -1)])
+    new.append((rand(pad, *ctx_k.shape[1:]), rand(pad, *ctx_k.shape[1:]), torch.full((pad,), -1)))
+    key, value, slot_mapping = (torch.cat(parts) for parts in zip(*new, strict=True))
     query = rand(len(key), spec.num_heads, spec.head_size)
     query_lens = torch.tensor([q for _, q in shapes])
     seq_lens = torch.tensor([c + q for c, q in shapes], dtype=torch.int32)

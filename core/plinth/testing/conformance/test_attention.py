@@ -64,6 +64,12 @@ def test_attention_bfloat16(plinth_platform, kind, block_size, group, head_size)
     check_backends(plinth_platform, kind, block_size, group, head_size, "bfloat16")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("block_size", BLOCK_SIZES)
+def test_attention_long_decode(plinth_platform, block_size, dtype):
+    check_backends(plinth_platform, "long_decode", block_size, 8, 128, dtype)
+
+
 @pytest.mark.parametrize("block_size", BLOCK_SIZES)
 def test_attention_sliding_window(plinth_platform, block_size):
     check_backends(plinth_platform, "mixed", block_size, 4, 64, "float32", sliding_window=block_size // 2 + 3)

@@ -6,9 +6,10 @@ import torch
 
 #: (atol, rtol): float32 results must match the fp32 reference closely; bfloat16 results
 #: may differ by about two bf16 ulps (2**-7 relative) after rounding at different points.
-TOLERANCES = {"float32": (1e-4, 1e-4), "bfloat16": (2e-2, 2e-2)}
+#: float16 (used only where a platform's default dtype is float16) sits between the two.
+TOLERANCES = {"float32": (1e-4, 1e-4), "bfloat16": (2e-2, 2e-2), "float16": (5e-3, 5e-3)}
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype: str, what: str) -> None:
