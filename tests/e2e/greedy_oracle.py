@@ -7,12 +7,21 @@ import torch
 
 @torch.inference_mode()
 def hf_greedy(model, prompt: list[int], max_tokens: int) -> tuple[list[int], list[torch.Tensor]]:
-    """Greedy tokens and the full-vocabulary logits at each generated position (no KV cache tricks)."""
+    """Greedy tokens and the full-vocabulary logits at each generated position.
+
+    A plain loop over HF's forward with its own KV cache: no generation-config logic
+    (EOS suppression, min_new_tokens) can change what the model itself prefers.
+    """
     ids = torch.tensor([prompt])
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=max_tokens,
-                         min_new_tokens=max_tokens, output_logits=True, return_dict_in_generate=True,
-                         pad_token_id=0)
-    return out.sequences[0, len(prompt):].tolist(), [lg[0].float() for lg in out.logits]
+    out = model(ids, use_cache=True)
+    tokens, logits = [], []
+    for _ in range(max_tokens):
+        step_logits = out.logits[0, -1].float()
+        token = int(step_logits.argmax())
+        tokens.append(token)
+        logits.append(step_logits)
+        out = model(torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
+    return tokens, logits
 
 
 def assert_same_greedy(ours: list[int], ref: list[int], ref_logits: list[torch.Tensor], tie: float = 1e-3):
