@@ -128,4 +128,3 @@ def _descriptor(name, cls):
 REFERENCE = _descriptor("reference-test", "TestPlatform")
 NO_CAUSAL_MASK = _descriptor("no-causal-mask", "NoCausalMaskPlatform")
 WRONG_GQA = _descriptor("wrong-gqa", "WrongGqaPlatform")
-DESCRIPTOR = NO_CAUSAL_MASK
