@@ -40,5 +40,18 @@ def platforms() -> None:
     typer.echo(render_platform_table())
 
 
+def _register() -> None:
+    from plinth_serve.bench_cmd import bench_app
+    from plinth_serve.generate_cmd import generate
+    from plinth_serve.serve_cmd import serve
+
+    app.command(no_args_is_help=False)(serve)
+    app.command()(generate)
+    app.add_typer(bench_app, name="bench")
+
+
+_register()
+
+
 def main() -> None:
     app()

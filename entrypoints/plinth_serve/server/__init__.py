@@ -1,0 +1,1 @@
+"""plinth's OpenAI-compatible HTTP server (FastAPI) and its engine-core process."""

@@ -1,0 +1,96 @@
+"""POST /v1/completions: JSON or SSE."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import msgspec
+from starlette.responses import Response, StreamingResponse
+
+from plinth_serve.server import prompts as P
+from plinth_serve.server import streams as S
+from plinth_serve.server.sampling import check_completion, sampling_params
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from plinth_serve.server import ipc
+    from plinth_serve.server.protocol import CompletionRequest
+    from plinth_serve.server.state import ServerState
+
+
+async def create_completion(state: ServerState, req: CompletionRequest, raw: Request) -> Response:
+    check_completion(req)
+    model = P.check_model(state, req.model)
+    prompts = P.completion_prompts(state, req.prompt)
+    planned = []
+    for _, ids in prompts:
+        P.check_length(state, len(ids))
+        max_tokens = P.resolve_max_tokens(state, len(ids), req.max_tokens)
+        planned.append((ids, sampling_params(req, max_tokens=max_tokens, logprobs=req.logprobs)))
+    job = S.submit(state, "cmpl", model, planned, req.priority)
+    echoes = [text if text is not None else state.tokenizer.decode(ids) for text, ids in prompts] \
+        if req.echo else None
+    if req.stream:
+        return StreamingResponse(S.sse_stream(job, lambda: _chunks(job, req, echoes)), media_type="text/event-stream")
+    choices = await S.until_disconnect(raw, S.fold(job))
+    body = {"id": job.id, "object": "text_completion", "created": job.created, "model": job.model,
+            "choices": [_choice(c, req, echoes[c.index // job.n] if echoes else "") for c in choices],
+            "usage": S.usage(job, sum(c.num_tokens for c in choices))}
+    return Response(msgspec.json.encode(body), media_type="application/json")
+
+
+def _choice(c: S.Choice, req: CompletionRequest, echo: str) -> dict:
+    text = echo + "".join(c.text)
+    logprobs = _logprobs(c.logprobs, req.logprobs or 0, len(echo)) if req.logprobs is not None else None
+    return {"index": c.index, "text": text, "logprobs": logprobs,
+            "finish_reason": S.finish_reason(c.finish_reason), "stop_reason": c.stop_reason}
+
+
+def _logprobs(rows: list[ipc.TokenLogprobs], k: int, offset: int) -> dict:
+    out: dict = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for row in rows:
+        out["tokens"].append(row.texts[0])
+        out["token_logprobs"].append(row.logprobs[0])
+        out["top_logprobs"].append({row.texts[j]: row.logprobs[j] for j in _top(row, k)})
+        out["text_offset"].append(offset)
+        offset += len(row.texts[0])
+    return out
+
+
+def _top(row: ipc.TokenLogprobs, k: int) -> list[int]:
+    """Positions of the k most likely tokens (the sampled one too when it ranks within k)."""
+    return sorted((j for j in range(len(row.ranks)) if row.ranks[j] <= k), key=lambda j: row.ranks[j])[:k]
+
+
+async def _chunks(job: S.Job, req: CompletionRequest, echoes: list[str] | None) -> AsyncIterator[bytes]:
+    opts = req.stream_options
+    include_usage = bool(opts and opts.include_usage)
+    continuous = bool(opts and opts.continuous_usage_stats)
+    head = {"id": job.id, "object": "text_completion", "created": job.created, "model": job.model}
+    offsets = [0] * (len(job.streams) * job.n)
+    generated = 0
+    if echoes:
+        for index in range(len(offsets)):
+            echo = echoes[index // job.n]
+            offsets[index] = len(echo)
+            yield S.sse({**head, "choices": [{"index": index, "text": echo, "logprobs": None,
+                                              "finish_reason": None, "stop_reason": None}]})
+    async for p, delta in S.merged(job):
+        for c in delta.completions:
+            generated += len(c.token_ids)
+            if not (c.text or c.finish_reason or c.logprobs):
+                continue
+            index = p * job.n + c.index
+            logprobs = _logprobs(c.logprobs or [], req.logprobs or 0, offsets[index]) \
+                if req.logprobs is not None else None
+            offsets[index] += len(c.text)
+            chunk = {**head, "choices": [{"index": index, "text": c.text, "logprobs": logprobs,
+                                          "finish_reason": S.finish_reason(c.finish_reason),
+                                          "stop_reason": c.stop_reason}]}
+            if include_usage:
+                chunk["usage"] = S.usage(job, generated) if continuous else None
+            yield S.sse(chunk)
+    if include_usage:
+        yield S.sse({**head, "choices": [], "usage": S.usage(job, generated)})
