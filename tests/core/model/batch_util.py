@@ -15,12 +15,13 @@ class PagedDriver:
     requests' blocks interleave like a real allocator's).
     """
 
-    def __init__(self, model, backend, dtype=torch.float32, num_blocks: int = 128) -> None:
-        self.model, self.backend = model, backend
+    def __init__(self, model, backend, dtype=torch.float32, num_blocks: int = 128, device="cpu") -> None:
+        self.model, self.backend, self.device = model, backend, torch.device(device)
         specs = model.kv_cache_spec()
         self.block_size = specs[0].block_size
         self.kv_caches = [
-            torch.zeros(backend.kv_cache_shape(num_blocks, s.block_size, s.num_kv_heads, s.head_size), dtype=dtype)
+            torch.zeros(backend.kv_cache_shape(num_blocks, s.block_size, s.num_kv_heads, s.head_size), dtype=dtype,
+                        device=self.device)
             for s in specs
         ]
         self.num_blocks, self.next_block = num_blocks, 0
@@ -50,16 +51,17 @@ class PagedDriver:
             seq_lens.append(end)
             tables.append(blocks)
         width = max(len(t) for t in tables)
-        table = torch.tensor([t + [0] * (width - len(t)) for t in tables], dtype=torch.int32)
+        dev = self.device
+        table = torch.tensor([t + [0] * (width - len(t)) for t in tables], dtype=torch.int32, device=dev)
         qsl = torch.tensor(starts, dtype=torch.int32)
         sl = torch.tensor(seq_lens, dtype=torch.int32)
         md = CommonAttentionMetadata(
-            query_start_loc=qsl, query_start_loc_cpu=qsl.clone(), seq_lens=sl, seq_lens_cpu=sl.clone(),
-            block_table=table, slot_mapping=torch.tensor(slots, dtype=torch.int64), num_reqs=len(step),
+            query_start_loc=qsl.to(dev), query_start_loc_cpu=qsl, seq_lens=sl.to(dev), seq_lens_cpu=sl,
+            block_table=table, slot_mapping=torch.tensor(slots, dtype=torch.int64, device=dev), num_reqs=len(step),
             num_actual_tokens=len(ids), max_query_len=max(len(t) for t in step.values()),
             max_seq_len=max(seq_lens),
         )
-        return torch.tensor(ids), torch.tensor(positions), md
+        return torch.tensor(ids, device=dev), torch.tensor(positions, device=dev), md
 
     def step(self, step: dict[str, list[int]]) -> dict[str, torch.Tensor]:
         """Run one flat batch; returns each request's logits ``[new_tokens, vocab]``."""
@@ -69,7 +71,7 @@ class PagedDriver:
             logits = self.model.compute_logits(hidden)
         out, offset = {}, 0
         for req, tokens in step.items():
-            out[req] = logits[offset:offset + len(tokens)]
+            out[req] = logits[offset:offset + len(tokens)].cpu()
             offset += len(tokens)
             self.num_computed[req] = self.num_computed.get(req, 0) + len(tokens)
         return out

