@@ -3,6 +3,7 @@
 Importing it is cheap (no torch): descriptors and probes can use it freely.
 """
 
+from plinth.config import CacheConfig, ConfigError, EngineConfig, GraphConfig, SchedulerConfig
 from plinth.platform.attention import (
     AttentionBackend,
     AttentionImpl,
@@ -25,7 +26,8 @@ from plinth.platform.platform import NoAttentionBackendError, Platform
 from plinth.platform.version import PLATFORM_API
 
 __all__ = [
-    "PLATFORM_API", "AttentionBackend", "AttentionImpl", "AttentionLayerSpec", "AttentionSelector",
+    "PLATFORM_API", "CacheConfig", "ConfigError", "EngineConfig", "GraphConfig", "SchedulerConfig",
+    "AttentionBackend", "AttentionImpl", "AttentionLayerSpec", "AttentionSelector",
     "BatchDescriptor", "Capabilities", "CommonAttentionMetadata", "Communicator", "ConfigPatch",
     "DeviceOps", "EagerGraphRunner", "Feature", "GraphRunner", "GraphSupport", "KVCacheSpec",
     "KernelRegistry", "NoAttentionBackendError", "Op", "Platform", "PlatformDescriptor",

@@ -25,7 +25,7 @@ class CommonAttentionMetadata:
     query_start_loc_cpu: torch.Tensor  # int32 [num_reqs + 1], host copy
     seq_lens: torch.Tensor  # int32 [num_reqs]: context + new tokens, device
     seq_lens_cpu: torch.Tensor  # int32 [num_reqs], host copy
-    block_table: torch.Tensor  # int32 [num_reqs, max_blocks_per_req], device; unused entries arbitrary
+    block_table: torch.Tensor  # int32 [num_reqs, max_blocks_per_req], device; unused entries hold valid ids (0)
     slot_mapping: torch.Tensor  # int64 [num_tokens]: cache slot of each new token, -1 = padding
     num_reqs: int  # requests in the batch
     num_actual_tokens: int  # real tokens (the flat batch may be padded beyond this)
@@ -61,7 +61,7 @@ class AttentionSelector:
     num_heads: int
     num_kv_heads: int
     dtype: str  # compute dtype of q/k/v
-    kv_cache_dtype: str  # storage dtype of the cache
+    kv_cache_dtype: str  # storage dtype of the cache; "auto" = the compute dtype
     block_size: int
     sliding_window: int | None = None
     logits_soft_cap: float | None = None

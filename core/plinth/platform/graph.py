@@ -36,7 +36,11 @@ class GraphRunner(ABC):
 
     @abstractmethod
     def pad(self, descriptor: BatchDescriptor) -> BatchDescriptor:
-        """The captured descriptor this batch should be padded to, or itself if none fits."""
+        """The captured descriptor this batch should be padded to, or itself if none fits.
+
+        The result has ``num_tokens``/``num_reqs`` at least the input's; a batch that is
+        not ``uniform_decode`` is never padded to a uniform-decode capture.
+        """
 
     @abstractmethod
     def run(self, fn: StepFn, descriptor: BatchDescriptor) -> Any:

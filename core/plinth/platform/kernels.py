@@ -9,7 +9,16 @@ from typing import Any
 
 
 class Op:
-    """Names of the ops a platform may implement; signatures equal ``plinth.ops.reference``."""
+    """Names of the ops a platform may implement; signatures equal ``plinth.ops.reference``.
+
+    Traits passed to ``supports``: always ``dtype`` (e.g. "bfloat16") and ``device_type``;
+    per op, the static sizes the layer knows: ``hidden_size`` (norms, silu_and_mul),
+    ``head_size``/``rotary_dim``/``is_neox_style`` (rotary). An implementation must
+    treat a missing trait as unknown and decline if it needs it.
+
+    ``WRITE_KV`` is the standard-layout KV write, for backends that use the standard
+    layout and want a faster kernel; core itself always calls ``AttentionImpl.write_kv``.
+    """
 
     RMS_NORM = "rms_norm"
     FUSED_ADD_RMS_NORM = "fused_add_rms_norm"
