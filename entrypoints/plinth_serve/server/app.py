@@ -41,6 +41,7 @@ def build_app(state: ServerState, allowed_origins: list[str] | None = None) -> F
     _inference_routes(app, state)
     _tokenizer_routes(app, state)
     _service_routes(app, state)
+    app.openapi = lambda: _openapi(app)
     app.add_middleware(Guard, state=state)
     if allowed_origins:
         from starlette.middleware.cors import CORSMiddleware
@@ -48,6 +49,21 @@ def build_app(state: ServerState, allowed_origins: list[str] | None = None) -> F
         app.add_middleware(CORSMiddleware, allow_origins=allowed_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's schema, less the 422 responses it adds: validation errors are 400 here."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _inference_routes(app: FastAPI, state: ServerState) -> None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from plinth_serve.server.args import ServerArgs
 
 logger = logging.getLogger("plinth_serve")
+_EXIT_GRACE_S = 2.0  # after engine death: time for in-flight requests to get their errors
 
 
 def load_tokenizer(args: ServerArgs) -> Any:
@@ -95,11 +96,12 @@ def serve(args: ServerArgs) -> int:
         if args.exit_on_engine_death:
             logger.error("the engine process died (%s); shutting down", message)
             exit_code = 1
-            asyncio.get_event_loop().call_later(0.5, _stop, server)
+            asyncio.get_event_loop().call_later(_EXIT_GRACE_S, _stop, server)
 
     client.on_dead = on_dead
-    logger.warning("plinth serving %s on http://%s:%d (max_model_len %d, platform %s)", state.model_name,
-                   args.host, args.port, state.max_model_len, client.ready.platform if client.ready else "?")
+    logger.warning("plinth serving %s on http://%s:%d (max_model_len %d, platform %s, engine pid %d)",
+                   state.model_name, args.host, args.port, state.max_model_len,
+                   client.ready.platform if client.ready else "?", client.process.pid)
     try:
         server.run()
     finally:
