@@ -48,6 +48,12 @@ class ModelConfig:
         path, kind = resolve_model_path(model, revision)
         if load_format not in ("auto", "dummy") and load_format != kind:
             raise ConfigError(f"load_format={load_format!r} but {path} holds {kind} weights")
+        if kind == "gguf" and load_format != "dummy":
+            from plinth.model.loader.gguf_cache import converted_gguf_folder
+
+            converted = converted_gguf_folder(path)
+            if converted is not None:
+                path, kind, load_format = converted, "safetensors", "auto"
         if kind == "gguf":
             from plinth.model.loader.gguf_loader import load_gguf_config
 

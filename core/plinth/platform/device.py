@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 class DeviceOps(ABC):
     """The device as core sees it. Indexes are local device ordinals."""
 
-    #: torch device type the platform's tensors live on, e.g. "cpu", "cuda", "xla".
+    #: torch device type the platform's tensors live on (cpu, xla, a vendor's own type, ...).
     device_type: str
 
     def torch_device(self, index: int = 0) -> torch.device:

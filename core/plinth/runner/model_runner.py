@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from plinth.model.build_context import BuildContext, dtype_name
+from plinth.model.build_context import BuildContext
 from plinth.model.forward_context import ForwardContext, forward_context
 from plinth.model.loader import get_model
-from plinth.platform import AttentionSelector, BatchDescriptor, KVCacheSpec, Platform
+from plinth.platform import BatchDescriptor, Platform
 from plinth.platform.plugins import plugin_manager
 from plinth.runner.kv_cache_sizing import allocate_kv_caches, num_kv_blocks
 from plinth.runner.request_state import RequestState
@@ -35,8 +35,7 @@ class ModelRunner:
         self.dtype = model_config.dtype
         self.block_size = config.cache.block_size
         hf = model_config.hf_config
-        self.head_size = getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads
-        backend = self._select_backend(hf)
+        backend = self._select_backend()
         kernels = platform.kernels()
         plugin_manager().hook.plinth_register_kernels(platform_name=platform.name, registry=kernels)
         self.ctx = BuildContext(kernels, backend, self.dtype, self.device, self.block_size,
@@ -44,7 +43,7 @@ class ModelRunner:
         self.model = get_model(model_config, self.ctx)
         self.kv_dtype = self.dtype if config.cache.kv_cache_dtype == "auto" else getattr(
             torch, config.cache.kv_cache_dtype)
-        specs = self.kv_cache_specs()
+        specs = self.model.kv_cache_spec()
         element_size = torch.empty((), dtype=self.kv_dtype).element_size()
         self.num_kv_blocks = num_kv_blocks(config, specs, element_size, platform.device,
                                            model_config.max_model_len)
@@ -58,22 +57,11 @@ class ModelRunner:
         logger.info("model runner: %d KV blocks of %d tokens on %s with backend %s",
                     self.num_kv_blocks, self.block_size, self.device, backend.name)
 
-    def _select_backend(self, hf):
-        selector = AttentionSelector(
-            head_size=self.head_size, num_heads=hf.num_attention_heads,
-            num_kv_heads=getattr(hf, "num_key_value_heads", None) or hf.num_attention_heads,
-            dtype=dtype_name(self.dtype), kv_cache_dtype=self.config.cache.kv_cache_dtype,
-            block_size=self.block_size, sliding_window=getattr(hf, "sliding_window", None) or None,
-        )
+    def _select_backend(self):
+        selector = self.model_config.attention_selector(self.block_size, self.config.cache.kv_cache_dtype)
         chosen = plugin_manager().hook.plinth_select_attention_backend(
             platform_name=self.platform.name, selector=selector, backends=list(self.platform.attention_backends()))
         return chosen or self.platform.select_attention_backend(selector)
-
-    def kv_cache_specs(self) -> list[KVCacheSpec]:
-        hf = self.model_config.hf_config
-        kv_heads = getattr(hf, "num_key_value_heads", None) or hf.num_attention_heads
-        return [KVCacheSpec(self.block_size, kv_heads // self.ctx.tp_size, self.head_size, dtype_name(self.kv_dtype))
-                for _ in range(hf.num_hidden_layers)]
 
     # -- the step -------------------------------------------------------------
     @torch.inference_mode()

@@ -1,0 +1,80 @@
+"""A converted copy of a GGUF file as an HF folder, so the slow conversion runs once.
+
+Parsing a GGUF's metadata (the tokenizer vocabulary is stored as one field per string)
+and dequantizing its tensors takes tens of seconds on a small CPU; a folder of
+``config.json``, tokenizer files and float32 ``model.safetensors`` loads in one or two.
+The copy lives under ``$PLINTH_CACHE_DIR`` (default ``~/.cache/plinth``) keyed by the
+file's path, size and modification time; ``PLINTH_CACHE_DIR=""`` turns caching off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+CACHE_ENV = "PLINTH_CACHE_DIR"
+_FORMAT_VERSION = "1"  # bump when the conversion changes
+
+
+def cache_root() -> Path | None:
+    value = os.environ.get(CACHE_ENV)
+    if value is None:
+        return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "plinth"
+    return Path(value) if value else None
+
+
+def _key(path: Path) -> str:
+    stat = path.stat()
+    raw = f"{_FORMAT_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def converted_gguf_folder(gguf_path: str) -> str | None:
+    """The cached HF folder for ``gguf_path``, converting it first if needed.
+
+    Returns None (and the caller reads the GGUF directly) when caching is off or the
+    cache cannot be written; never leaves a half-written folder behind.
+    """
+    root = cache_root()
+    if root is None:
+        return None
+    path = Path(gguf_path)
+    target = root / "gguf" / f"{path.stem}-{_key(path)}"
+    if (target / "model.safetensors").is_file():
+        return str(target)
+    try:
+        root.joinpath("gguf").mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=root / "gguf"))
+        try:
+            _convert(path, staging)
+            staging.rename(target)
+        except OSError:
+            if not (target / "model.safetensors").is_file():
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        logger.warning("cannot cache the converted GGUF under %s (%s); reading the GGUF directly", root, exc)
+        return None
+    logger.info("converted %s into %s", path, target)
+    return str(target)
+
+
+def _convert(path: Path, folder: Path) -> None:
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer
+
+    from plinth.model.loader.gguf_loader import iterate_gguf, load_gguf_config
+
+    hf_config = load_gguf_config(str(path))
+    tensors = {name: t.contiguous() for name, t in iterate_gguf(str(path), hf_config, None, progress=True)}
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt", "source": path.name})
+    hf_config.save_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    tokenizer.save_pretrained(folder)
