@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from engine_harness import drive, make_engine
+from tests.core.engine.engine_harness import drive, make_engine
 
 from plinth.config import ConfigError
 from plinth.sampling_params import SamplingParams

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine_harness import Result, make_engine
+from tests.core.engine.engine_harness import Result, make_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -17,7 +17,7 @@ EXPECTED_NEXT = 7042  # " Paris"
 
 
 @pytest.fixture(scope="module")
-def smollm2():
+def smollm2(direct_gguf):
     from plinth.model.build_context import BuildContext
     from plinth.model.default_model import default_model_path
     from plinth.model.loader import get_model
@@ -29,6 +29,22 @@ def smollm2():
     backend = ReferenceAttentionBackend()
     ctx = BuildContext(KernelRegistry(), backend, torch.float32, torch.device("cpu"), block_size=16)
     return config, get_model(config, ctx, progress=False), backend
+
+
+@pytest.fixture(scope="module")
+def direct_gguf():
+    """Read the GGUF itself here, not the converted copy in the cache (tested separately)."""
+    import os
+
+    from plinth.model.loader.gguf_cache import CACHE_ENV
+
+    saved = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = ""
+    yield
+    if saved is None:
+        os.environ.pop(CACHE_ENV)
+    else:
+        os.environ[CACHE_ENV] = saved
 
 
 def hf_reference(config):
@@ -70,3 +86,28 @@ def test_tokenizer_from_gguf(smollm2):
     assert tokenizer.encode("The capital of France is", add_special_tokens=False) == PROMPT
     chat = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False)
     assert "Hi" in chat and "<|im_start|>" in chat
+
+
+def test_cached_conversion_loads_the_same_weights(smollm2, tmp_path, monkeypatch):
+    from plinth.model.build_context import BuildContext
+    from plinth.model.default_model import default_model_path
+    from plinth.model.loader import get_model
+    from plinth.model.loader.gguf_cache import CACHE_ENV
+    from plinth.model.model_config import ModelConfig
+    from plinth.model.tokenizer import load_tokenizer
+    from plinth.platform.kernels import KernelRegistry
+
+    config, model, backend = smollm2
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    cached = ModelConfig.from_source(default_model_path())
+    assert cached.load_format == "safetensors" and str(tmp_path) in cached.model_path
+    again = ModelConfig.from_source(default_model_path())  # second time: straight from the cache
+    assert again.model_path == cached.model_path
+    ctx = BuildContext(KernelRegistry(), backend, torch.float32, torch.device("cpu"), block_size=16)
+    cached_model = get_model(cached, ctx, progress=False)
+    ours = dict(model.named_parameters())
+    for name, param in cached_model.named_parameters():
+        assert torch.equal(param, ours[name]), name
+    text = "Héllo wörld, 北京 🙂"
+    assert load_tokenizer(cached)(text).input_ids == load_tokenizer(config)(text).input_ids
+    assert load_tokenizer(cached).chat_template == load_tokenizer(config).chat_template
