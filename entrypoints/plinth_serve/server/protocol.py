@@ -60,8 +60,8 @@ class SamplingFields(BaseModel):
 class CompletionRequest(SamplingFields):
     """POST /v1/completions. ``max_tokens`` + prompt longer than the context is clamped to the room left."""
 
-    prompt: (Annotated[str, Field(max_length=L.max_prompt_chars)]
-             | Annotated[list[Annotated[str, Field(max_length=L.max_prompt_chars)]],
+    prompt: (Annotated[str, Field(min_length=1, max_length=L.max_prompt_chars)]
+             | Annotated[list[Annotated[str, Field(min_length=1, max_length=L.max_prompt_chars)]],
                          Field(min_length=1, max_length=L.max_prompt_list)]
              | Annotated[TokenIds, Field(min_length=1)]
              | Annotated[list[Annotated[TokenIds, Field(min_length=1)]],
