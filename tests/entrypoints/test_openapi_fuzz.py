@@ -45,6 +45,7 @@ def _short(value):
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 def test_api_conforms(server, mode):
     from hypothesis import given
+    from hypothesis.errors import Unsatisfiable
 
     api = schemathesis.openapi.from_url(server.url + "/openapi.json")
     generation_mode = schemathesis.GenerationMode(mode)
@@ -60,4 +61,8 @@ def test_api_conforms(server, mode):
             # other check runs, including "no 5xx", response schemas and negative-data rejection.
             case.call_and_validate(headers=server.headers, timeout=30, excluded_checks=[positive_data_acceptance])
 
-        check()
+        try:
+            check()
+        except Unsatisfiable:
+            if mode == "positive" or operation.method.upper() != "GET":
+                raise  # only a GET without parameters has no invalid request to make
