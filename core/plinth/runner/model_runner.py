@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import TYPE_CHECKING
 
 import torch
@@ -10,13 +12,13 @@ import torch
 from plinth.model.build_context import BuildContext
 from plinth.model.forward_context import ForwardContext, forward_context
 from plinth.model.loader import get_model
-from plinth.platform import BatchDescriptor, Platform
+from plinth.platform import BatchDescriptor, GraphSupport, Platform
 from plinth.platform.plugins import plugin_manager
 from plinth.runner.kv_cache_sizing import allocate_kv_caches, num_kv_blocks
 from plinth.runner.request_state import RequestState
 from plinth.runner.sampler import Sampler
 from plinth.runner.sampling_metadata import SamplingMetadata, make_generator
-from plinth.runner.step_inputs import StepInputs, build_step_inputs
+from plinth.runner.step_inputs import InputBuffers, StepInputs
 from plinth.sched.outputs import RunnerOutput, SchedulerOutput
 
 if TYPE_CHECKING:
@@ -54,8 +56,52 @@ class ModelRunner:
         self.eos_token_ids = list(model_config.eos_token_ids)
         self.vocab_size = hf.vocab_size
         self.requests: dict[str, RequestState] = {}
-        logger.info("model runner: %d KV blocks of %d tokens on %s with backend %s",
-                    self.num_kv_blocks, self.block_size, self.device, backend.name)
+        self.pin_memory = platform.device.pin_memory_supported()
+        self.buffers = self._make_buffers()
+        self.capture_seconds = self._capture_graphs()
+        logger.info("model runner: %d KV blocks of %d tokens on %s with backend %s; graphs: %s (%.2f s)",
+                    self.num_kv_blocks, self.block_size, self.device, backend.name,
+                    len(self.graph_runner.captured()), self.capture_seconds)
+
+    def _make_buffers(self) -> InputBuffers:
+        sched = self.config.scheduler
+        sizes = self._capture_sizes()
+        largest = max(sizes, default=0)
+        max_len = min(self.model_config.max_model_len, self.num_kv_blocks * self.block_size)
+        return InputBuffers(max(sched.max_num_batched_tokens, largest), max(sched.max_num_seqs, largest),
+                            math.ceil(max_len / self.block_size) + 1, self.block_size, self.device,
+                            self.pin_memory)
+
+    def _capture_sizes(self) -> list[int]:
+        if self.config.graph.mode == "eager" or self.backend.graph_support == GraphSupport.NEVER:
+            return []
+        limit = self.config.scheduler.max_num_seqs
+        return sorted({s for s in self.config.graph.capture_sizes if 0 < s <= limit}, reverse=True)
+
+    def _capture_graphs(self) -> float:
+        """Capture uniform-decode steps at the configured sizes (largest first); returns seconds."""
+        sizes = self._capture_sizes()
+        if not sizes:
+            return 0.0
+        start = time.perf_counter()
+        with torch.inference_mode():
+            metadata = self.buffers.dummy_metadata(sizes[0], self.model_config.max_model_len)
+            del metadata
+            self.graph_runner.capture(self._decode_step, [BatchDescriptor(s, s, True) for s in sizes])
+        self.platform.device.synchronize()
+        return time.perf_counter() - start
+
+    def _decode_step(self, descriptor: BatchDescriptor) -> torch.Tensor:
+        """A uniform-decode forward over the persistent buffers, as a graph captures it."""
+        n = descriptor.num_reqs
+        md = self.buffers.metadata_view(n, descriptor.num_tokens, descriptor.num_tokens, 1,
+                                    self.model_config.max_model_len)
+        return self._run_model(md, descriptor.num_tokens)
+
+    def _run_model(self, md, num_tokens: int) -> torch.Tensor:
+        with forward_context(ForwardContext(self.backend.build_metadata(md), self.kv_caches)):
+            return self.model(self.buffers.input_ids.device[:num_tokens],
+                              self.buffers.positions.device[:num_tokens])
 
     def _select_backend(self):
         selector = self.model_config.attention_selector(self.block_size, self.config.cache.kv_cache_dtype)
@@ -71,9 +117,11 @@ class ModelRunner:
             return RunnerOutput(req_ids=[], sampled_token_ids=[])
         req_ids = list(scheduler_output.num_scheduled_tokens)
         states = [self.requests[r] for r in req_ids]
-        inputs = build_step_inputs(states, [scheduler_output.num_scheduled_tokens[r] for r in req_ids],
-                                   self.block_size, self.device)
-        hidden = self._forward(inputs)
+        counts = [scheduler_output.num_scheduled_tokens[r] for r in req_ids]
+        total = scheduler_output.total_num_scheduled_tokens
+        descriptor = self.graph_runner.pad(BatchDescriptor(total, len(req_ids), max(counts) == 1))
+        inputs = self.buffers.build(states, counts, descriptor.num_tokens, descriptor.num_reqs)
+        hidden = self.graph_runner.run(lambda d: self._run_model(inputs.metadata, d.num_tokens), descriptor)
         sampled: list[list[int]] = [[] for _ in req_ids]
         logprobs = None
         if inputs.sample_rows:
@@ -85,6 +133,8 @@ class ModelRunner:
                 sampled[row] = [token]
                 states[row].append_sampled(token)
             logprobs = self._logprobs_by_row(output.logprobs, inputs.sample_rows, len(req_ids))
+        elif self.pin_memory:
+            self.platform.device.synchronize()  # staging buffers are refilled next step: let copies finish
         for state, count in zip(states, scheduler_output.num_scheduled_tokens.values()):
             state.num_computed_tokens += count
         return RunnerOutput(req_ids=req_ids, sampled_token_ids=sampled, logprobs=logprobs)
@@ -101,13 +151,6 @@ class ModelRunner:
             state = self.requests[cached.req_id]
             state.block_ids.extend(cached.new_block_ids)
             state.num_computed_tokens = cached.num_computed_tokens
-
-    def _forward(self, inputs: StepInputs) -> torch.Tensor:
-        metadata = self.backend.build_metadata(inputs.metadata)
-        md = inputs.metadata
-        descriptor = BatchDescriptor(md.num_actual_tokens, md.num_reqs, md.is_uniform_decode)
-        with forward_context(ForwardContext(metadata, self.kv_caches)):
-            return self.graph_runner.run(lambda _: self.model(inputs.input_ids, inputs.positions), descriptor)
 
     def _sampling_metadata(self, rows: list[RequestState]) -> SamplingMetadata:
         return SamplingMetadata.build(

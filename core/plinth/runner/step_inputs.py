@@ -1,4 +1,11 @@
-"""Turning a SchedulerOutput and the runner's request states into flat model inputs."""
+"""Turning a SchedulerOutput and the runner's request states into flat model inputs.
+
+Inputs live in persistent device buffers (allocated once, sized for the largest step)
+that are refilled every step from host staging buffers (pinned where the platform allows,
+so the copies are asynchronous). Graph captures read the same buffers, so a replay sees
+each step's inputs; a batch padded to a captured size gets padding requests with no
+query tokens, padding tokens with slot -1.
+"""
 
 from __future__ import annotations
 
@@ -13,61 +20,134 @@ from plinth.runner.request_state import RequestState
 
 @dataclass(frozen=True)
 class StepInputs:
-    """One step's flat batch, on the device, plus what sampling needs."""
+    """One step's flat batch, on the device (views of the persistent buffers), plus what sampling needs."""
 
     req_ids: list[str]  # batch order
-    input_ids: torch.Tensor  # int64 [num_tokens]
-    positions: torch.Tensor  # int64 [num_tokens]
+    input_ids: torch.Tensor  # int64 [num_tokens] (padded)
+    positions: torch.Tensor  # int64 [num_tokens] (padded)
     metadata: CommonAttentionMetadata
     sample_rows: list[int]  # batch rows (indexes into req_ids) that sample a token this step
     logits_indices: torch.Tensor  # int64 [len(sample_rows)]: flat token index of each sampling row
 
 
+class _Pair:
+    """A device buffer and its host staging twin (a numpy view of a possibly pinned tensor)."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, pin: bool) -> None:
+        self.host_tensor = torch.zeros(shape, dtype=dtype, pin_memory=pin)
+        self.host = self.host_tensor.numpy()
+        self.device = torch.zeros(shape, dtype=dtype, device=device)
+
+    def upload(self, n: int, cols: int | None = None) -> torch.Tensor:
+        """Copy the first ``n`` rows (and ``cols`` columns) to the device, without waiting."""
+        if cols is None:
+            self.device[:n].copy_(self.host_tensor[:n], non_blocking=True)
+        else:
+            self.device[:n, :cols].copy_(self.host_tensor[:n, :cols], non_blocking=True)
+        return self.device[:n]
+
+
+class InputBuffers:
+    """Persistent inputs for steps of up to ``max_tokens`` tokens and ``max_reqs`` requests."""
+
+    def __init__(self, max_tokens: int, max_reqs: int, max_blocks_per_req: int, block_size: int,
+                 device: torch.device, pin_memory: bool) -> None:
+        self.max_tokens, self.max_reqs, self.block_size = max_tokens, max_reqs, block_size
+        self.max_blocks_per_req = max_blocks_per_req
+        self.input_ids = _Pair((max_tokens,), torch.int64, device, pin_memory)
+        self.positions = _Pair((max_tokens,), torch.int64, device, pin_memory)
+        self.slot_mapping = _Pair((max_tokens,), torch.int64, device, pin_memory)
+        self.query_start_loc = _Pair((max_reqs + 1,), torch.int32, device, pin_memory)
+        self.seq_lens = _Pair((max_reqs,), torch.int32, device, pin_memory)
+        self.block_table = _Pair((max_reqs, max_blocks_per_req), torch.int32, device, pin_memory)
+        self.logits_indices = _Pair((max_reqs,), torch.int64, device, pin_memory)
+
+    def check_fits(self, num_tokens: int, num_reqs: int, max_blocks: int) -> None:
+        if num_tokens > self.max_tokens or num_reqs > self.max_reqs or max_blocks > self.max_blocks_per_req:
+            raise ValueError(
+                f"step of {num_tokens} tokens, {num_reqs} requests, {max_blocks} blocks a request exceeds the "
+                f"runner's buffers ({self.max_tokens}, {self.max_reqs}, {self.max_blocks_per_req}); raise "
+                "max_num_batched_tokens / max_num_seqs / max_model_len together")
+
+    def dummy_metadata(self, num_reqs: int, max_seq_len: int) -> CommonAttentionMetadata:
+        """A uniform-decode batch of ``num_reqs`` one-token requests over block 0 (graph capture)."""
+        self.input_ids.host[:num_reqs] = 0
+        self.positions.host[:num_reqs] = 0
+        self.slot_mapping.host[:num_reqs] = -1
+        self.query_start_loc.host[: num_reqs + 1] = np.arange(num_reqs + 1)
+        self.seq_lens.host[:num_reqs] = 1
+        self.block_table.host[:num_reqs, :1] = 0
+        for pair, n in ((self.input_ids, num_reqs), (self.positions, num_reqs), (self.slot_mapping, num_reqs),
+                        (self.query_start_loc, num_reqs + 1), (self.seq_lens, num_reqs)):
+            pair.upload(n)
+        self.block_table.upload(num_reqs, 1)
+        return self.metadata_view(num_reqs, num_reqs, num_reqs, 1, max_seq_len)
+
+    def metadata_view(self, num_reqs, num_tokens, num_actual_tokens, max_query_len, max_seq_len):
+        return CommonAttentionMetadata(
+            query_start_loc=self.query_start_loc.device[: num_reqs + 1],
+            query_start_loc_cpu=self.query_start_loc.host_tensor[: num_reqs + 1],
+            seq_lens=self.seq_lens.device[:num_reqs],
+            seq_lens_cpu=self.seq_lens.host_tensor[:num_reqs],
+            block_table=self.block_table.device[:num_reqs],
+            slot_mapping=self.slot_mapping.device[:num_tokens],
+            num_reqs=num_reqs,
+            num_actual_tokens=num_actual_tokens,
+            max_query_len=max_query_len,
+            max_seq_len=max_seq_len,
+        )
+
+    def build(self, states: list[RequestState], num_scheduled: list[int], padded_tokens: int,
+              padded_reqs: int) -> StepInputs:
+        """Fill the buffers for one step; pads to ``padded_tokens``/``padded_reqs`` (≥ the real sizes).
+
+        Request ``i`` contributes ``num_scheduled[i]`` tokens starting at its ``num_computed_tokens``.
+        """
+        n = len(states)
+        counts = np.asarray(num_scheduled, dtype=np.int64)
+        computed = np.fromiter((s.num_computed_tokens for s in states), dtype=np.int64, count=n)
+        qsl = self.query_start_loc.host
+        qsl[0] = 0
+        np.cumsum(counts, out=qsl[1: n + 1])
+        total = int(qsl[n])
+        seq_lens = computed + counts
+        max_blocks = max(len(s.block_ids) for s in states)
+        self.check_fits(padded_tokens, padded_reqs, max_blocks)
+        ids, table = self.input_ids.host, self.block_table.host
+        for i, state in enumerate(states):
+            ids[qsl[i]:qsl[i + 1]] = state.token_ids[computed[i]:seq_lens[i]]
+            table[i, : len(state.block_ids)] = state.block_ids
+        rows = np.repeat(np.arange(n), counts)
+        positions = self.positions.host
+        positions[:total] = np.arange(total, dtype=np.int64) - np.repeat(qsl[:n] - computed, counts)
+        pos = positions[:total]
+        slots = self.slot_mapping.host
+        slots[:total] = table[rows, pos // self.block_size].astype(np.int64) * self.block_size + pos % self.block_size
+        self.seq_lens.host[:n] = seq_lens
+        # padding: requests without tokens, tokens without a slot
+        ids[total:padded_tokens] = 0
+        positions[total:padded_tokens] = 0
+        slots[total:padded_tokens] = -1
+        qsl[n + 1: padded_reqs + 1] = total
+        self.seq_lens.host[n:padded_reqs] = 0
+        sample_rows = [i for i, s in enumerate(states) if seq_lens[i] == s.num_tokens]
+        self.logits_indices.host[: len(sample_rows)] = qsl[1:][sample_rows] - 1
+        input_ids = self.input_ids.upload(padded_tokens)
+        positions_dev = self.positions.upload(padded_tokens)
+        self.slot_mapping.upload(padded_tokens)
+        self.query_start_loc.upload(padded_reqs + 1)
+        self.seq_lens.upload(padded_reqs)
+        self.block_table.upload(n, max_blocks)
+        logits_indices = self.logits_indices.upload(len(sample_rows))
+        metadata = self.metadata_view(padded_reqs, padded_tokens, total, int(counts.max()), int(seq_lens.max()))
+        return StepInputs([s.req_id for s in states], input_ids, positions_dev, metadata, sample_rows,
+                          logits_indices)
+
+
 def build_step_inputs(
     states: list[RequestState], num_scheduled: list[int], block_size: int, device: torch.device
 ) -> StepInputs:
-    """Flat ``input_ids``/``positions``/``slot_mapping`` and the attention metadata.
-
-    Request ``i`` contributes ``num_scheduled[i]`` tokens starting at its
-    ``num_computed_tokens``. Vectorised with numpy except for one pass over requests.
-    """
-    counts = np.asarray(num_scheduled, dtype=np.int64)
-    computed = np.fromiter((s.num_computed_tokens for s in states), dtype=np.int64, count=len(states))
-    query_start = np.zeros(len(states) + 1, dtype=np.int64)
-    np.cumsum(counts, out=query_start[1:])
-    total = int(query_start[-1])
-    seq_lens = computed + counts
-    input_ids = np.empty(total, dtype=np.int64)
-    for i, state in enumerate(states):
-        input_ids[query_start[i]:query_start[i + 1]] = state.token_ids[computed[i]:seq_lens[i]]
-    rows = np.repeat(np.arange(len(states)), counts)
-    positions = np.arange(total, dtype=np.int64) - np.repeat(query_start[:-1] - computed, counts)
+    """One-off inputs in fresh buffers sized for this batch (tests and tools; the runner reuses its own)."""
     max_blocks = max(len(s.block_ids) for s in states)
-    block_table = np.zeros((len(states), max_blocks), dtype=np.int32)
-    for i, state in enumerate(states):
-        block_table[i, : len(state.block_ids)] = state.block_ids
-    slot_mapping = block_table[rows, positions // block_size].astype(np.int64) * block_size + positions % block_size
-    sample_rows = [i for i, s in enumerate(states) if seq_lens[i] == s.num_tokens]
-    logits_indices = query_start[1:][sample_rows] - 1
-    qsl_cpu = torch.from_numpy(query_start.astype(np.int32))
-    seq_cpu = torch.from_numpy(seq_lens.astype(np.int32))
-    metadata = CommonAttentionMetadata(
-        query_start_loc=qsl_cpu.to(device, non_blocking=True),
-        query_start_loc_cpu=qsl_cpu,
-        seq_lens=seq_cpu.to(device, non_blocking=True),
-        seq_lens_cpu=seq_cpu,
-        block_table=torch.from_numpy(block_table).to(device, non_blocking=True),
-        slot_mapping=torch.from_numpy(slot_mapping).to(device, non_blocking=True),
-        num_reqs=len(states),
-        num_actual_tokens=total,
-        max_query_len=int(counts.max()),
-        max_seq_len=int(seq_lens.max()),
-    )
-    return StepInputs(
-        req_ids=[s.req_id for s in states],
-        input_ids=torch.from_numpy(input_ids).to(device, non_blocking=True),
-        positions=torch.from_numpy(positions).to(device, non_blocking=True),
-        metadata=metadata,
-        sample_rows=sample_rows,
-        logits_indices=torch.from_numpy(np.ascontiguousarray(logits_indices)).to(device, non_blocking=True),
-    )
+    buffers = InputBuffers(sum(num_scheduled), len(states), max_blocks, block_size, device, pin_memory=False)
+    return buffers.build(states, num_scheduled, sum(num_scheduled), len(states))

@@ -1,0 +1,1 @@
+"""plinth's CUDA platform plugin."""

@@ -1,0 +1,90 @@
+"""The CUDA platform: device ops, capabilities, config patch, Triton kernels and CUDA graphs."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import torch
+
+from plinth.platform import Capabilities, ConfigPatch, Feature, GraphRunner, KernelRegistry, Platform
+from plinth_cuda.device import CudaDeviceOps
+from plinth_cuda.graph_runner import CudaGraphRunner
+from plinth_triton.attention_backend import TritonAttentionBackend
+
+#: decode batch sizes captured by default (vLLM's ladder up to 512)
+CAPTURE_SIZES = (1, 2, 4, 8, *range(16, 257, 16), *range(288, 513, 32))
+
+
+class CudaPlatform(Platform):
+    name = "cuda"
+
+    def __init__(self) -> None:
+        self._device = CudaDeviceOps()
+        self._backends = (TritonAttentionBackend(num_sms=self._device.multiprocessor_count()),)
+
+    @property
+    def device(self) -> CudaDeviceOps:
+        return self._device
+
+    @cached_property
+    def capabilities(self) -> Capabilities:
+        major, minor = self._device.compute_capability()
+        dtypes = ("bfloat16", "float16", "float32") if major >= 8 else ("float16", "float32")
+        kv_dtypes = ("bfloat16", "float16", "float32")
+        features = {Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL}
+        if (major, minor) >= (8, 9):
+            features.add(Feature.FP8)
+        return Capabilities(
+            dtypes=dtypes,
+            kv_cache_dtypes=kv_dtypes,
+            graph_modes=("cuda_graph", "eager"),
+            distributed_backend="nccl",
+            features=frozenset(features),
+            info={"device": self._device.device_name(), "sm": f"{major}{minor}",
+                  "sms": str(self._device.multiprocessor_count()), "triton": _triton_version()},
+        )
+
+    def configure(self, config) -> ConfigPatch:
+        errors = []
+        mode = config.graph.mode
+        if mode not in ("auto", "eager", "cuda_graph"):
+            errors.append(f"graph mode {mode!r} is not available on cuda; use 'cuda_graph' or 'eager'")
+        block_size = config.cache.block_size
+        supported = self._backends[0].supported_block_sizes
+        if block_size not in supported:
+            block_size = 16
+        max_seqs = config.scheduler.max_num_seqs
+        sizes = tuple(s for s in CAPTURE_SIZES if s <= max_seqs)
+        if max_seqs not in sizes and max_seqs <= 512:
+            sizes = (*sizes, max_seqs)
+        return ConfigPatch(block_size=block_size, graph_mode="cuda_graph" if mode == "auto" else None,
+                           capture_sizes=sizes, errors=tuple(errors))
+
+    def attention_backends(self):
+        return self._backends
+
+    def kernels(self) -> KernelRegistry:
+        from plinth_triton import register_kernels
+
+        registry = KernelRegistry()
+        register_kernels(registry, device_types=("cuda",))
+        return registry
+
+    def graph_runner(self, config) -> GraphRunner:
+        if config.graph.mode == "cuda_graph":
+            return CudaGraphRunner()
+        from plinth.platform import EagerGraphRunner
+
+        return EagerGraphRunner()
+
+    def setup_process(self) -> None:
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def _triton_version() -> str:
+    try:
+        import triton
+
+        return triton.__version__
+    except ImportError:
+        return "missing"

@@ -1,0 +1,92 @@
+"""The Triton attention backend: standard KV layout, any block size, graph-capturable decode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from plinth.platform import (
+    AttentionBackend,
+    AttentionImpl,
+    AttentionLayerSpec,
+    AttentionSelector,
+    CommonAttentionMetadata,
+    GraphSupport,
+    Support,
+)
+from plinth_triton.attention_kernel import paged_attention
+from plinth_triton.kv_write import write_kv
+
+_DTYPES = ("bfloat16", "float16", "float32")
+
+
+@dataclass(frozen=True)
+class TritonAttentionMetadata:
+    """The common metadata plus the split-KV plan, decided once per step on the host."""
+
+    common: CommonAttentionMetadata  # the step's batch layout
+    slot_mapping: torch.Tensor  # = common.slot_mapping (the forward context reads it here)
+    num_splits: int  # KV splits per decode query (1 = no split)
+
+
+class TritonAttentionImpl(AttentionImpl):
+    def __init__(self, spec: AttentionLayerSpec) -> None:
+        self.spec = spec
+
+    def write_kv(self, key, value, kv_cache, slot_mapping):
+        write_kv(key, value, kv_cache, slot_mapping)
+
+    def forward(self, query, key, value, kv_cache, metadata, out):
+        md = metadata.common if isinstance(metadata, TritonAttentionMetadata) else metadata
+        splits = metadata.num_splits if isinstance(metadata, TritonAttentionMetadata) else 1
+        return paged_attention(
+            query, kv_cache, out, query_start_loc=md.query_start_loc, seq_lens=md.seq_lens,
+            block_table=md.block_table, num_reqs=md.num_reqs, max_query_len=md.max_query_len,
+            scale=self.spec.scale, sliding_window=self.spec.sliding_window,
+            logits_soft_cap=self.spec.logits_soft_cap, num_splits=splits,
+        )
+
+
+class TritonAttentionBackend(AttentionBackend):
+    """Unified varlen paged attention (prefill, decode, mixed; GQA packed; split-KV decode).
+
+    ``num_sms``: multiprocessors of the device, used to decide when decode splits the KV.
+    """
+
+    name = "triton_unified"
+    supported_block_sizes = (16, 32, 64, 128, 256)
+    graph_support = GraphSupport.UNIFORM_DECODE
+
+    def __init__(self, num_sms: int = 132) -> None:
+        self.num_sms = num_sms
+
+    def supports(self, selector: AttentionSelector) -> Support:
+        if selector.num_heads % selector.num_kv_heads:
+            return Support(False, "num_heads must be a multiple of num_kv_heads")
+        if not selector.causal:
+            return Support(False, "only causal (decoder) attention")
+        if selector.dtype not in _DTYPES:
+            return Support(False, f"dtype {selector.dtype} not in {_DTYPES}")
+        kv = selector.dtype if selector.kv_cache_dtype == "auto" else selector.kv_cache_dtype
+        if kv != selector.dtype:
+            return Support(False, "the KV cache must use the compute dtype (no fp8 KV yet)")
+        if selector.head_size < 16 or selector.head_size > 256:
+            return Support(False, f"head size {selector.head_size} outside [16, 256]")
+        if selector.block_size not in self.supported_block_sizes:
+            return Support(False, f"block size {selector.block_size} not in {self.supported_block_sizes}")
+        return Support(True)
+
+    def kv_cache_shape(self, num_blocks, block_size, num_kv_heads, head_size):
+        return (2, num_blocks, block_size, num_kv_heads, head_size)
+
+    def build_metadata(self, common: CommonAttentionMetadata) -> TritonAttentionMetadata:
+        splits = 1
+        if common.max_query_len == 1:
+            programs = max(1, common.num_reqs * 8)  # ~8 KV heads: the split only needs to fill the device roughly
+            while splits < 16 and programs * splits < self.num_sms:
+                splits *= 2
+        return TritonAttentionMetadata(common, common.slot_mapping, splits)
+
+    def make_impl(self, spec: AttentionLayerSpec) -> AttentionImpl:
+        return TritonAttentionImpl(spec)

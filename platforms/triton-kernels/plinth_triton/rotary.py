@@ -1,0 +1,83 @@
+"""Rotary embedding of q and k in one pass (NeoX halves or GPT-J pairs, partial rotary)."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _rotate_heads(src_ptr, dst_ptr, stride_src, token, cos, sin, offs_h, offs_i, offs_p,
+                  NUM_HEADS: tl.constexpr, HEAD: tl.constexpr, HALF: tl.constexpr, ROT: tl.constexpr,
+                  NEOX: tl.constexpr):
+    h_ok = offs_h < NUM_HEADS
+    i_ok = offs_i < HALF
+    if NEOX:
+        i1 = offs_i
+        i2 = offs_i + HALF
+    else:
+        i1 = 2 * offs_i
+        i2 = 2 * offs_i + 1
+    base_src = src_ptr + token.to(tl.int64) * stride_src + offs_h[:, None] * HEAD
+    base_dst = dst_ptr + token.to(tl.int64) * (NUM_HEADS * HEAD) + offs_h[:, None] * HEAD
+    mask = h_ok[:, None] & i_ok[None, :]
+    x1 = tl.load(base_src + i1[None, :], mask=mask, other=0.0)
+    x2 = tl.load(base_src + i2[None, :], mask=mask, other=0.0)
+    a = x1.to(tl.float32)
+    b = x2.to(tl.float32)
+    tl.store(base_dst + i1[None, :], (a * cos[None, :] - b * sin[None, :]).to(x1.dtype), mask=mask)
+    tl.store(base_dst + i2[None, :], (b * cos[None, :] + a * sin[None, :]).to(x1.dtype), mask=mask)
+    if ROT < HEAD:
+        p_ok = h_ok[:, None] & (offs_p[None, :] < HEAD - ROT)
+        rest = tl.load(base_src + ROT + offs_p[None, :], mask=p_ok)
+        tl.store(base_dst + ROT + offs_p[None, :], rest, mask=p_ok)
+
+
+@triton.jit
+def _rotary_kernel(
+    pos_ptr, q_ptr, k_ptr, q_out_ptr, k_out_ptr, cache_ptr, stride_q, stride_k, stride_c,
+    NUM_Q: tl.constexpr, NUM_K: tl.constexpr, HQ_P2: tl.constexpr, HK_P2: tl.constexpr,
+    HEAD: tl.constexpr, HALF: tl.constexpr, HALF_P2: tl.constexpr, ROT: tl.constexpr,
+    PASS_P2: tl.constexpr, NEOX: tl.constexpr,
+):
+    token = tl.program_id(0)
+    pos = tl.load(pos_ptr + token).to(tl.int64)
+    offs_i = tl.arange(0, HALF_P2)
+    cos = tl.load(cache_ptr + pos * stride_c + offs_i, mask=offs_i < HALF, other=0.0).to(tl.float32)
+    sin = tl.load(cache_ptr + pos * stride_c + HALF + offs_i, mask=offs_i < HALF, other=0.0).to(tl.float32)
+    offs_p = tl.arange(0, PASS_P2)
+    _rotate_heads(q_ptr, q_out_ptr, stride_q, token, cos, sin, tl.arange(0, HQ_P2), offs_i, offs_p,
+                  NUM_Q, HEAD, HALF, ROT, NEOX)
+    _rotate_heads(k_ptr, k_out_ptr, stride_k, token, cos, sin, tl.arange(0, HK_P2), offs_i, offs_p,
+                  NUM_K, HEAD, HALF, ROT, NEOX)
+
+
+def _rows(x: torch.Tensor, head_size: int) -> torch.Tensor:
+    x2 = x.reshape(x.shape[0], -1) if x.dim() == 3 and x.stride(1) == head_size and x.stride(2) == 1 else x
+    if x2.dim() != 2 or x2.stride(-1) != 1:
+        x2 = x.reshape(x.shape[0], -1).contiguous()
+    return x2
+
+
+def rotary_embedding(
+    positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor, head_size: int,
+    cos_sin_cache: torch.Tensor, is_neox_style: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same contract as ``plinth.ops.reference.rotary_embedding``: new tensors, inputs untouched."""
+    q, k = _rows(query, head_size), _rows(key, head_size)
+    q_out = torch.empty(query.shape, dtype=query.dtype, device=query.device)
+    k_out = torch.empty(key.shape, dtype=key.dtype, device=key.device)
+    num_tokens = positions.numel()
+    rot = cos_sin_cache.shape[-1]
+    if cos_sin_cache.stride(-1) != 1:
+        cos_sin_cache = cos_sin_cache.contiguous()
+    num_q, num_k = q.shape[1] // head_size, k.shape[1] // head_size
+    if num_tokens:
+        _rotary_kernel[(num_tokens,)](
+            positions, q, k, q_out, k_out, cos_sin_cache, q.stride(0), k.stride(0), cos_sin_cache.stride(0),
+            NUM_Q=num_q, NUM_K=num_k, HQ_P2=triton.next_power_of_2(num_q), HK_P2=triton.next_power_of_2(num_k),
+            HEAD=head_size, HALF=rot // 2, HALF_P2=triton.next_power_of_2(rot // 2), ROT=rot,
+            PASS_P2=triton.next_power_of_2(max(head_size - rot, 1)), NEOX=is_neox_style, num_warps=4,
+        )
+    return q_out, k_out

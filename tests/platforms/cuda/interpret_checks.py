@@ -1,0 +1,46 @@
+"""Run the Triton kernels under TRITON_INTERPRET=1 on CPU tensors at tiny shapes (a script)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ["TRITON_INTERPRET"] = "1"
+sys.path.insert(0, os.path.dirname(__file__))
+
+import torch  # noqa: E402
+import triton.runtime.interpreter as _interp  # noqa: E402
+
+
+def _numpy2_index_fix() -> None:
+    """numpy >= 2.3 refuses ``int()`` of a 1-element array, which the interpreter uses for a
+    scalar tensor's ``__index__`` (``range`` over loaded bounds); take the element instead."""
+    original = _interp._patch_lang_tensor
+
+    def patched(tensor, scope):
+        original(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+
+    _interp._patch_lang_tensor = patched
+
+
+_numpy2_index_fix()
+
+from kernel_cases import check_attention, check_elementwise, check_write_kv  # noqa: E402
+
+
+def main() -> None:
+    cpu = torch.device("cpu")
+    check_write_kv(torch.float32, cpu)
+    check_elementwise(torch.float32, cpu)
+    check_attention([(0, 5), (3, 1), (17, 1), (4, 6)], group=2, head_size=32, block_size=16,
+                    dtype=torch.float32, device=cpu)
+    check_attention([(0, 1), (20, 1), (40, 1)], group=4, head_size=32, block_size=16,
+                    dtype=torch.float32, device=cpu, num_splits=4, pad_tokens=2)
+    check_attention([(5, 7), (0, 20)], group=3, head_size=32, block_size=32, dtype=torch.float32,
+                    device=cpu, window=6, cap=1.5)
+    print("interpreter checks passed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Kernel-vs-reference checks shared by the GPU tests and the Triton-interpreter CPU tests.
+
+Each check draws fresh random inputs, poisons outputs (NaN) where the kernel writes into a
+given tensor, and compares with ``plinth.ops.reference`` at the conformance tolerances.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from plinth.ops import reference
+from plinth.platform import AttentionLayerSpec, CommonAttentionMetadata
+
+TOL = {torch.float32: (2e-4, 2e-4), torch.bfloat16: (2e-2, 2e-2), torch.float16: (5e-3, 5e-3)}
+
+
+def close(actual, expected, dtype, what):
+    atol, rtol = TOL[dtype]
+    torch.testing.assert_close(actual.float().cpu(), expected.float().cpu(), atol=atol, rtol=rtol,
+                               msg=lambda m: f"{what}: {m}")
+
+
+def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed=0, window=None, cap=None,
+                    num_kv_heads=2, num_splits=1, pad_tokens=0):
+    """Random paged batch (``shapes`` = [(context_len, query_len)]) through the Triton kernel."""
+    from plinth_triton.attention_kernel import paged_attention
+    from plinth_triton.kv_write import write_kv
+
+    gen = torch.Generator().manual_seed(seed)
+    num_heads = num_kv_heads * group
+    blocks_needed = [-(-(c + q) // block_size) for c, q in shapes]
+    num_blocks = sum(blocks_needed) + 2
+    perm = torch.randperm(num_blocks, generator=gen)
+    table = torch.randint(0, num_blocks, (len(shapes), max(blocks_needed) + 1), generator=gen)
+    used = 0
+    for i, n in enumerate(blocks_needed):
+        table[i, :n] = perm[used:used + n]
+        used += n
+    cache = torch.full((2, num_blocks, block_size, num_kv_heads, head_size), float("nan"), dtype=dtype)
+    cache = cache.to(device)
+    dense, slots_all, keys, values = [], [], [], []
+    for i, (c, q) in enumerate(shapes):
+        k = torch.randn(c + q, num_kv_heads, head_size, generator=gen).to(dtype)
+        v = torch.randn(c + q, num_kv_heads, head_size, generator=gen).to(dtype)
+        pos = torch.arange(c + q)
+        slots_all.append(table[i, pos // block_size] * block_size + pos % block_size)
+        keys.append(k)
+        values.append(v)
+        dense.append((k, v))
+    write_kv(torch.cat(keys).to(device), torch.cat(values).to(device), cache, torch.cat(slots_all).to(device))
+    q_lens = torch.tensor([q for _, q in shapes])
+    total = int(q_lens.sum())
+    query = torch.randn(total + pad_tokens, num_heads, head_size, generator=gen).to(dtype).to(device)
+    qsl = torch.cat([torch.zeros(1, dtype=torch.int64), q_lens.cumsum(0)]).int()
+    seq_lens = torch.tensor([c + q for c, q in shapes], dtype=torch.int32)
+    out = torch.full_like(query, float("nan"))
+    scale = head_size ** -0.5
+    paged_attention(query, cache, out, query_start_loc=qsl.to(device), seq_lens=seq_lens.to(device),
+                    block_table=table.int().to(device), num_reqs=len(shapes), max_query_len=int(q_lens.max()),
+                    scale=scale, sliding_window=window, logits_soft_cap=cap, num_splits=num_splits)
+    starts = qsl.tolist()
+    expected = torch.cat([
+        reference.attention(query[starts[i]:starts[i + 1]].cpu(), k, v, scale, sliding_window=window,
+                            logits_soft_cap=cap) for i, (k, v) in enumerate(dense)])
+    close(out[:total], expected, dtype, f"attention {shapes} g{group} d{head_size} bs{block_size} {dtype}")
+
+
+def check_elementwise(dtype, device, seed=0, tokens=(1, 5), hidden=(64, 96)):
+    """rms_norm, fused_add_rms_norm, silu_and_mul, rotary (neox and gpt-j, partial) vs reference."""
+    from plinth_triton.activation import silu_and_mul
+    from plinth_triton.norm import fused_add_rms_norm, rms_norm
+    from plinth_triton.rotary import rotary_embedding
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=gen).to(dtype).to(device)
+
+    for n in tokens:
+        for h in hidden:
+            x, res, w = r(n, h), r(n, h), r(h) * 0.1 + 1
+            close(rms_norm(x, w, 1e-6), reference.rms_norm(x, w, 1e-6), dtype, "rms_norm")
+            a, b = fused_add_rms_norm(x, res, w, 1e-6)
+            ea, eb = reference.fused_add_rms_norm(x, res, w, 1e-6)
+            close(a, ea, dtype, "fused_add_rms_norm out")
+            close(b, eb, dtype, "fused_add_rms_norm residual")
+            g = r(n, 2 * h)
+            close(silu_and_mul(g), reference.silu_and_mul(g), dtype, "silu_and_mul")
+        x3 = r(n, 3, 32)
+        w3 = r(32) * 0.1 + 1
+        close(rms_norm(x3, w3, 1e-6), reference.rms_norm(x3, w3, 1e-6), dtype, "rms_norm 3d")
+        for head, rot, neox in ((32, 32, True), (32, 32, False), (64, 32, True)):
+            inv = 1.0 / (10000 ** (torch.arange(0, rot, 2, dtype=torch.float32) / rot))
+            freqs = torch.outer(torch.arange(64, dtype=torch.float32), inv)
+            cache = torch.cat([freqs.cos(), freqs.sin()], -1).to(device)
+            pos = torch.randint(0, 64, (n,), generator=gen).to(device)
+            qkv = r(n, 6 * head)
+            q, k = qkv[:, : 4 * head], qkv[:, 4 * head:]
+            aq, ak = rotary_embedding(pos, q, k, head, cache, neox)
+            eq, ek = reference.rotary_embedding(pos, q, k, head, cache, neox)
+            close(aq, eq, dtype, f"rotary q {head}/{rot}/{neox}")
+            close(ak, ek, dtype, f"rotary k {head}/{rot}/{neox}")
+
+
+def check_write_kv(dtype, device, seed=0):
+    from plinth_triton.kv_write import write_kv
+
+    gen = torch.Generator().manual_seed(seed)
+    for n, bs, heads, hs in ((5, 16, 2, 64), (9, 32, 1, 128)):
+        cache = torch.randn(2, 4, bs, heads, hs, generator=gen).to(dtype).to(device)
+        slots = torch.randperm(4 * bs, generator=gen)[:n]
+        slots[n // 2] = -1
+        k = torch.randn(n, heads, hs, generator=gen).to(dtype).to(device)
+        v = torch.randn(n, heads, hs, generator=gen).to(dtype).to(device)
+        a, b = cache.clone(), cache.clone()
+        write_kv(k, v, a, slots.to(device))
+        reference.write_kv(k, v, b, slots.to(device))
+        assert torch.equal(a.cpu(), b.cpu()), "write_kv differs from the reference"
+
+
+__all__ = ["AttentionLayerSpec", "CommonAttentionMetadata", "check_attention", "check_elementwise",
+           "check_write_kv"]
