@@ -64,6 +64,9 @@ class LLMEngine:
         token_ids = self.tokenize(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
         if self._extra_eos and not params.ignore_eos:
             params = dataclasses.replace(params, stop_token_ids=[*params.stop_token_ids, *self._extra_eos])
+        if params.prompt_logprobs is not None:
+            # Every prompt position must be computed to be scored: keep it out of the prefix cache.
+            cache_salt = f"{cache_salt}|prompt-logprobs|{request_id}"
         ids = self.engine.add_request(request_id, token_ids, params, eos_token_id=self.eos_token_id,
                                       priority=priority, cache_salt=cache_salt)
         group = RequestGroup(request_id, text, token_ids, params, self.tokenizer or _NullTokenizer())

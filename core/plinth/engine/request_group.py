@@ -41,6 +41,7 @@ class RequestGroup:
             for c in self.completions:
                 c.logprobs, c.cumulative_logprob = [], 0.0
         self.num_cached_tokens = 0
+        self.prompt_logprobs: list[dict[int, Logprob] | None] | None = None
 
     @property
     def finished(self) -> bool:
@@ -50,6 +51,8 @@ class RequestGroup:
         """Add one engine output to completion ``index``; returns a matched stop string."""
         c = self.completions[index]
         self.num_cached_tokens = max(self.num_cached_tokens, out.num_cached_tokens)
+        if out.prompt_logprobs is not None and self.prompt_logprobs is None:
+            self.prompt_logprobs = self._prompt_logprob_dicts(out.prompt_logprobs)
         c.token_ids.extend(out.new_token_ids)
         if c.logprobs is not None and out.logprobs is not None and out.new_token_ids:
             self._add_logprobs(c, out.logprobs)
@@ -68,13 +71,20 @@ class RequestGroup:
                 c.finish_reason = "abort"
 
     def _add_logprobs(self, c: Completion, row) -> None:
+        c.logprobs.append(self._logprob_dict(row, self.params.logprobs))
+        c.cumulative_logprob += row[1][0]
+
+    def _logprob_dict(self, row, k: int) -> dict[int, Logprob]:
+        """``(token_ids, logprobs, rank)`` with the chosen token first, then the top-k."""
         token_ids, logprobs, rank = row
-        k = self.params.logprobs
         entry = {token_ids[0]: Logprob(logprobs[0], rank, self.tokenizer.decode([token_ids[0]]))}
         for j in range(1, k + 1):
             entry.setdefault(token_ids[j], Logprob(logprobs[j], j, self.tokenizer.decode([token_ids[j]])))
-        c.logprobs.append(entry)
-        c.cumulative_logprob += logprobs[0]
+        return entry
+
+    def _prompt_logprob_dicts(self, rows) -> list[dict[int, Logprob] | None]:
+        k = self.params.prompt_logprobs
+        return [None if row is None else self._logprob_dict(row, k) for row in rows]
 
     def output(self) -> RequestOutput | None:
         """The RequestOutput to emit now, honouring the params' output kind (None: nothing yet)."""
@@ -93,4 +103,4 @@ class RequestGroup:
             outputs.append(CompletionOutput(c.index, text, c.token_ids[start:], c.cumulative_logprob,
                                             logprobs, c.finish_reason, c.stop_reason))
         return RequestOutput(self.request_id, self.prompt, self.prompt_token_ids, outputs, finished,
-                             self.num_cached_tokens)
+                             self.num_cached_tokens, self.prompt_logprobs)
