@@ -1,8 +1,7 @@
-"""`plinth bench serve`: a load generator for a running server (workload S1)."""
+"""`plinth bench serve` (a load generator for a running server, S1) and the offline
+`plinth bench throughput` (T1/T2/T3) and `plinth bench latency` (L1)."""
 
 from __future__ import annotations
-
-from typing import Optional
 
 import typer
 
@@ -12,16 +11,16 @@ bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
 @bench_app.command("serve")
 def bench_serve(
     base_url: str = typer.Option("http://127.0.0.1:8000", help="The server to load."),
-    model: Optional[str] = typer.Option(None, help="`model` to send. Default: the server's first model."),
+    model: str | None = typer.Option(None, help="`model` to send. Default: the server's first model."),
     num_prompts: int = typer.Option(500, min=1, help="Requests to send."),
     input_len: int = typer.Option(512, min=1, help="Prompt tokens per request."),
     output_len: int = typer.Option(256, min=1, help="Tokens to generate per request (ignore_eos)."),
     request_rate: float = typer.Option(float("inf"), help="Poisson arrival rate (req/s); inf = all at once."),
-    max_concurrency: Optional[int] = typer.Option(None, min=1, help="Most requests in flight."),
+    max_concurrency: int | None = typer.Option(None, min=1, help="Most requests in flight."),
     prompt_kind: str = typer.Option("token-ids", help="token-ids (random ids) or random-text."),
     seed: int = typer.Option(0, help="Seed for prompts and arrivals."),
-    api_key: Optional[str] = typer.Option(None, envvar="PLINTH_API_KEY", help="Bearer key, if the server wants one."),
-    result_json: Optional[str] = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+    api_key: str | None = typer.Option(None, envvar="PLINTH_API_KEY", help="Bearer key, if the server wants one."),
+    result_json: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
 ) -> None:
     """Stream completions at a rate (or all at once) and report TTFT, TPOT, ITL, E2E and throughput.
 
@@ -41,3 +40,65 @@ def bench_serve(
     if result_json:
         with open(result_json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
+
+
+def _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
+                     gpu_memory_utilization):
+    from plinth.bench.runner import BenchOptions
+
+    return BenchOptions(device=device, num_requests=num_requests, enforce_eager=enforce_eager,
+                        max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+                        gpu_memory_utilization=gpu_memory_utilization)
+
+
+def _emit(result: dict, result_json: str | None) -> None:
+    import json
+
+    typer.echo(json.dumps(result, indent=2))
+    if result_json:
+        with open(result_json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+
+
+@bench_app.command("throughput")
+def bench_throughput(
+    workload: str = typer.Option("T3", help="T1, T2 or T3 (shared/BENCHMARKS.md); model shapes are built in."),
+    device: str | None = typer.Option(None, help="Platform (cuda, cpu, ...). Default: the best available."),
+    num_requests: int | None = typer.Option(None, min=1, help="Scale T1/T2 down to this many requests."),
+    enforce_eager: bool = typer.Option(False, help="Never capture device graphs."),
+    max_num_seqs: int = typer.Option(256, min=1),
+    max_num_batched_tokens: int = typer.Option(8192, min=1),
+    gpu_memory_utilization: float = typer.Option(0.9, min=0.05, max=1.0),
+    load_format: str = typer.Option("dummy", help="Only 'dummy' (random weights of the model shape)."),
+    result_json: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+) -> None:
+    """Offline throughput: all requests at once, prefill inside the timer; requests/s and tokens/s.
+
+    Example: `plinth bench throughput --workload T3 --device cuda --json t3.json`
+    """
+    from plinth.bench.runner import run_throughput
+
+    if load_format != "dummy":
+        raise typer.BadParameter("benchmarks use random weights of the built-in model shapes", param_hint="--load-format")
+    options = _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
+                               gpu_memory_utilization)
+    _emit(run_throughput(workload, options), result_json)
+
+
+@bench_app.command("latency")
+def bench_latency(
+    workload: str = typer.Option("L1", help="L1 (one 1024-token prompt, 256 output tokens, Llama-3.1-8B shape)."),
+    device: str | None = typer.Option(None, help="Platform (cuda, cpu, ...). Default: the best available."),
+    iterations: int = typer.Option(3, min=1, help="Timed runs after one warm-up; the median is reported."),
+    enforce_eager: bool = typer.Option(False, help="Never capture device graphs."),
+    gpu_memory_utilization: float = typer.Option(0.9, min=0.05, max=1.0),
+    result_json: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
+) -> None:
+    """Batch-1 latency: end-to-end, time to first token and decode tokens/s.
+
+    Example: `plinth bench latency --device cuda --json l1.json`
+    """
+    from plinth.bench.runner import run_latency
+
+    options = _offline_options(device, None, enforce_eager, 256, 8192, gpu_memory_utilization)
+    _emit(run_latency(workload, options, iterations), result_json)

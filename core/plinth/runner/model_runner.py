@@ -57,6 +57,9 @@ class ModelRunner:
         self.vocab_size = hf.vocab_size
         self.requests: dict[str, RequestState] = {}
         self.pin_memory = platform.device.pin_memory_supported()
+        # host seconds (inputs, launches, sampling set-up, output handling) and seconds waiting
+        # for the device, summed over uniform-decode steps: where a decode step's time goes
+        self.decode_stats = {"steps": 0, "host_s": 0.0, "wait_s": 0.0}
         self.buffers = self._make_buffers()
         self.capture_seconds = self._capture_graphs()
         logger.info("model runner: %d KV blocks of %d tokens on %s with backend %s; graphs: %s (%.2f s)",
@@ -112,6 +115,7 @@ class ModelRunner:
     # -- the step -------------------------------------------------------------
     @torch.inference_mode()
     def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput:
+        started = time.perf_counter()
         self._update_states(scheduler_output)
         if not scheduler_output.num_scheduled_tokens:
             return RunnerOutput(req_ids=[], sampled_token_ids=[])
@@ -128,7 +132,9 @@ class ModelRunner:
             logits = self.model.compute_logits(hidden[inputs.logits_indices])
             rows = [states[i] for i in inputs.sample_rows]
             output = self.sampler(logits, self._sampling_metadata(rows))
+            waiting = time.perf_counter()
             token_ids = output.sampled_token_ids.tolist()
+            waited = time.perf_counter() - waiting
             for row, token in zip(inputs.sample_rows, token_ids):
                 sampled[row] = [token]
                 states[row].append_sampled(token)
@@ -137,6 +143,11 @@ class ModelRunner:
             self.platform.device.synchronize()  # staging buffers are refilled next step: let copies finish
         for state, count in zip(states, scheduler_output.num_scheduled_tokens.values()):
             state.num_computed_tokens += count
+        if descriptor.uniform_decode and inputs.sample_rows:
+            stats = self.decode_stats
+            stats["steps"] += 1
+            stats["wait_s"] += waited
+            stats["host_s"] += time.perf_counter() - started - waited
         return RunnerOutput(req_ids=req_ids, sampled_token_ids=sampled, logprobs=logprobs)
 
     def _update_states(self, so: SchedulerOutput) -> None:

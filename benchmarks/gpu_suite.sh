@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The CUDA platform's GPU suite: kernel checks, conformance kit, GPU end-to-end tests, then the
+# BENCHMARKS.md workloads for plinth and the Hugging Face peer, and one table at the end.
+#
+#   bash benchmarks/gpu_suite.sh all      # everything (needs ~15 min of GPU time)
+#   bash benchmarks/gpu_suite.sh tests    # kernels + conformance + e2e on the GPU, then T3
+#   bash benchmarks/gpu_suite.sh bench    # L1, T1 (scaled by T1_REQUESTS, default 200)
+#   bash benchmarks/gpu_suite.sh peer     # HF transformers on T3 (time-limited by HF_TIME_LIMIT)
+#
+# Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
+set -uo pipefail
+STAGE=${1:-all}
+OUT=${OUT:-$PWD/gpu_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PLINTH_LOGGING_LEVEL=${PLINTH_LOGGING_LEVEL:-INFO}
+python3 -m pip install -q --no-deps --no-build-isolation -e core -e platforms/triton-kernels -e platforms/cuda \
+    -e entrypoints >"$OUT/pip.log" 2>&1 || { echo "install failed"; tail "$OUT/pip.log"; exit 1; }
+python3 -c "import torch, triton, transformers; print('device:', torch.cuda.get_device_name(), '| torch', torch.__version__, '| triton', triton.__version__, '| transformers', transformers.__version__)" | tee "$OUT/env.txt"
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader >>"$OUT/env.txt" 2>/dev/null
+
+bench() {  # bench NAME COMMAND...: run a plinth bench sub-command with a time limit, JSON to $OUT
+    local name=$1; shift
+    timeout "${BENCH_TIMEOUT:-300}" python3 -m plinth_serve bench "$@" --device cuda --json "$OUT/plinth_$name.json" \
+        >"$OUT/plinth_$name.log" 2>&1 || { echo "plinth $name failed (rc=$?)"; tail -20 "$OUT/plinth_$name.log"; }
+}
+
+if [[ $STAGE == tests || $STAGE == all ]]; then
+    timeout 200 python3 -m pytest tests/platforms/cuda -q -x -n 8 -p no:cacheprovider --plinth-platform=cuda \
+        -k "not engine" 2>&1 | tail -5 | tee "$OUT/kernels.txt"
+    timeout 150 python3 -m pytest --pyargs plinth.testing.conformance -q -n 8 -p no:cacheprovider \
+        --plinth-platform=cuda 2>&1 | tail -5 | tee "$OUT/conformance.txt"
+    timeout 150 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py -q -p no:cacheprovider \
+        --plinth-platform=cuda 2>&1 | tail -5 | tee "$OUT/e2e.txt"
+    bench t3 throughput --workload T3
+fi
+if [[ $STAGE == bench || $STAGE == all ]]; then
+    bench l1 latency --workload L1
+    bench t1 throughput --workload T1 --num-requests "${T1_REQUESTS:-200}"
+fi
+if [[ $STAGE == peer || $STAGE == all ]]; then
+    timeout $(( ${HF_TIME_LIMIT:-280} + 120 )) python3 benchmarks/bench_hf_peer.py --workload T3 \
+        --time-limit "${HF_TIME_LIMIT:-280}" --json "$OUT/hf_t3.json" >"$OUT/hf_t3.log" 2>&1 \
+        || { echo "HF peer failed"; tail -20 "$OUT/hf_t3.log"; }
+fi
+echo; cat "$OUT/env.txt"
+python3 benchmarks/bench_table.py "$OUT"

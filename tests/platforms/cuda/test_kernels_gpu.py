@@ -1,0 +1,60 @@
+"""Triton kernels against the core reference on the GPU: many shapes, fresh inputs, poisoned outputs."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from tests.platforms.cuda.kernel_cases import check_attention, check_elementwise, check_write_kv
+
+pytestmark = pytest.mark.gpu
+CUDA = torch.device("cuda")
+DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+
+
+def _shapes(kind: str, bs: int):
+    return {
+        "prefill": [(0, bs + 5), (0, 3), (0, 1), (0, 200)],
+        "decode": [(0, 1), (1, 1), (bs - 1, 1), (bs, 1), (2 * bs + 3, 1), (700, 1)],
+        "mixed": [(0, bs + 5), (bs + 2, 7), (2 * bs - 1, 1), (3, 1), (bs // 2, bs), (300, 64)],
+        "long": [(4095, 1), (1000, 1), (bs + 1, 1), (2500, 1)],
+    }[kind]
+
+
+CASES = [
+    pytest.param(kind, bs, group, head, dtype, id=f"{kind}-bs{bs}-g{group}-d{head}-{str(dtype)[6:]}")
+    for (kind, bs), (group, head), dtype in itertools.product(
+        [("prefill", 16), ("decode", 16), ("mixed", 32), ("long", 256), ("mixed", 16), ("decode", 256)],
+        [(1, 64), (4, 128), (8, 128), (2, 256), (3, 96)], DTYPES)
+]
+
+
+@pytest.mark.parametrize(("kind", "block_size", "group", "head_size", "dtype"), CASES)
+def test_attention(kind, block_size, group, head_size, dtype):
+    check_attention(_shapes(kind, block_size), group=group, head_size=head_size, block_size=block_size,
+                    dtype=dtype, device=CUDA, seed=hash((kind, block_size, group)) % 1000, pad_tokens=3)
+
+
+@pytest.mark.parametrize("splits", [2, 4, 16])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_split_kv_decode(splits, dtype):
+    check_attention(_shapes("long", 16), group=4, head_size=128, block_size=16, dtype=dtype, device=CUDA,
+                    num_splits=splits, pad_tokens=2)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_window_and_soft_cap(dtype):
+    check_attention(_shapes("mixed", 16), group=4, head_size=64, block_size=16, dtype=dtype, device=CUDA,
+                    window=11, cap=1.5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_elementwise(dtype):
+    check_elementwise(dtype, CUDA, tokens=(1, 7, 300), hidden=(64, 1024, 4096))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_write_kv(dtype):
+    check_write_kv(dtype, CUDA)
