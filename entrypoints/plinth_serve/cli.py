@@ -54,4 +54,11 @@ _register()
 
 
 def main() -> None:
-    app()
+    """Console entry point: user errors (bad device, config, model path) print one clear line."""
+    from plinth.platform import PlatformSelectionError
+
+    try:
+        app()
+    except (PlatformSelectionError, ValueError, FileNotFoundError, ImportError) as exc:
+        typer.echo(f"plinth: error: {exc}", err=True)
+        raise SystemExit(2) from None

@@ -19,3 +19,15 @@ def test_platforms_lists_cpu_with_isa():
     cpu_row = next(line for line in result.output.splitlines() if line.startswith("cpu "))
     assert " yes " in cpu_row and "isa=" in cpu_row and "dist=gloo" in cpu_row
     assert "platform API 1.0" in result.output
+
+
+def test_wrong_device_is_one_clear_line_listing_platforms():
+    import subprocess
+    import sys
+
+    code = "import sys; sys.argv = ['plinth', 'generate', 'hi', '--device', 'no-such-device']; " \
+           "from plinth_serve.cli import main; main()"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "unknown device 'no-such-device'" in result.stderr and "cpu: available" in result.stderr
+    assert "Traceback" not in result.stderr
