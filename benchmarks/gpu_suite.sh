@@ -14,7 +14,7 @@ OUT=${OUT:-$PWD/gpu_out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PLINTH_LOGGING_LEVEL=${PLINTH_LOGGING_LEVEL:-INFO}
 python3 -m pip install -q --no-deps --no-build-isolation -e core -e platforms/triton-kernels -e platforms/cuda \
-    -e entrypoints >"$OUT/pip.log" 2>&1 || { echo "install failed"; tail "$OUT/pip.log"; exit 1; }
+    -e entrypoints >/tmp/plinth_pip.log 2>&1 || { echo "install failed"; tail /tmp/plinth_pip.log; exit 1; }
 python3 -c "import torch, triton, transformers; print('device:', torch.cuda.get_device_name(), '| torch', torch.__version__, '| triton', triton.__version__, '| transformers', transformers.__version__)" | tee "$OUT/env.txt"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader >>"$OUT/env.txt" 2>/dev/null
 
@@ -34,6 +34,8 @@ if [[ $STAGE == tests || $STAGE == all ]]; then
     bench t3 throughput --workload T3
 fi
 if [[ $STAGE == bench || $STAGE == all ]]; then
+    timeout 150 python3 benchmarks/bench_decode_step.py --json "$OUT/decode_step.json" >"$OUT/decode_step.log" 2>&1 \
+        || { echo "decode-step profile failed"; tail -20 "$OUT/decode_step.log"; }
     bench l1 latency --workload L1
     bench t1 throughput --workload T1 --num-requests "${T1_REQUESTS:-200}"
 fi
@@ -44,3 +46,4 @@ if [[ $STAGE == peer || $STAGE == all ]]; then
 fi
 echo; cat "$OUT/env.txt"
 python3 benchmarks/bench_table.py "$OUT"
+[[ -f $OUT/decode_step.json ]] && { echo "decode step (Qwen3-0.6B, batch 256):"; cat "$OUT/decode_step.json"; }
