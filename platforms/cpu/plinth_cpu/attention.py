@@ -1,8 +1,9 @@
-"""CPU attention: SDPA everywhere, with the step's gather indices planned once for all layers.
+"""CPU attention: the csrc paged decode kernel, SDPA for prefills, planned once per step.
 
-``build_metadata`` turns the block table into flat cache-slot indices once per step:
-every decode row gathers exactly its written slots (padded with a valid slot and
-masked), so no layer reads unwritten memory and SDPA's fused CPU kernels do the math.
+``build_metadata`` sorts the step's requests once for all layers. With the C++ kernels
+loaded, decode tokens go to ``decode_attention`` (reads the paged cache in place, GQA
+packed); without them, every decode row gathers exactly its written slots (padded with a
+valid slot and masked) for two batched fp32 matmuls. Prefills use torch SDPA either way.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from plinth.platform import (
     GraphSupport,
     Support,
 )
+from plinth_cpu.kernels import DTYPE_CODES, SUPPORTED, CsrcOps
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class CpuAttentionMetadata:
     decode_slots: torch.Tensor | None  # int64 [num_decodes, max_len]: slots to gather, padded
     decode_positions: torch.Tensor | None  # int64 [max_len]
     decode_seq_lens: torch.Tensor | None  # int64 [num_decodes]
+    decode_reqs: torch.Tensor | None  # int64 [num_decodes]: request index of each decode token
+    block_table: torch.Tensor  # int32 [num_reqs, max_blocks], contiguous (for the csrc kernel)
+    seq_lens: torch.Tensor  # int32 [num_reqs], contiguous (for the csrc kernel)
     prefills: tuple[PrefillPlan, ...]  # one per request with more than one new token
 
 
@@ -45,7 +50,8 @@ def _slots(block_table_row: torch.Tensor, positions: torch.Tensor, block_size: i
     return block_table_row[positions // block_size].long() * block_size + positions % block_size
 
 
-def plan(common: CommonAttentionMetadata, block_size: int) -> CpuAttentionMetadata:
+def plan(common: CommonAttentionMetadata, block_size: int, gather: bool = True) -> CpuAttentionMetadata:
+    """The step's plan; ``gather=False`` skips the decode gather indices (the csrc kernel reads in place)."""
     starts = common.query_start_loc_cpu.tolist()
     seq_lens = common.seq_lens_cpu.tolist()
     decodes, prefills = [], []
@@ -58,24 +64,35 @@ def plan(common: CommonAttentionMetadata, block_size: int) -> CpuAttentionMetada
             if query_len != seq_len:
                 slots = _slots(common.block_table[i], torch.arange(seq_len), block_size)
             prefills.append(PrefillPlan(starts[i], starts[i + 1], seq_len, slots))
+    block_table = common.block_table.to(torch.int32).contiguous()
+    seq_lens_i32 = common.seq_lens_cpu.to(torch.int32).contiguous()
     if not decodes:
-        return CpuAttentionMetadata(common.slot_mapping, None, None, None, None, tuple(prefills))
+        return CpuAttentionMetadata(common.slot_mapping, None, None, None, None, None, block_table, seq_lens_i32,
+                                    tuple(prefills))
     rows = torch.tensor(decodes)
+    tokens = common.query_start_loc_cpu[rows].long()
+    if not gather:
+        return CpuAttentionMetadata(common.slot_mapping, tokens, None, None, None, rows, block_table, seq_lens_i32,
+                                    tuple(prefills))
     lens = common.seq_lens_cpu[rows].long()
     positions = torch.arange(int(lens.max()))
     clamped = torch.minimum(positions[None, :], lens[:, None] - 1)  # padding re-reads a written slot
     table = common.block_table[rows].long()
     decode_slots = table.gather(1, clamped // block_size) * block_size + clamped % block_size
-    return CpuAttentionMetadata(common.slot_mapping, common.query_start_loc_cpu[rows].long(), decode_slots,
-                                positions, lens, tuple(prefills))
+    return CpuAttentionMetadata(common.slot_mapping, tokens, decode_slots, positions, lens, rows, block_table,
+                                seq_lens_i32, tuple(prefills))
 
 
 class CpuAttentionImpl(AttentionImpl):
-    def __init__(self, spec: AttentionLayerSpec) -> None:
+    def __init__(self, spec: AttentionLayerSpec, csrc: CsrcOps | None = None) -> None:
         self.spec = spec
         self.gqa = spec.num_heads != spec.num_kv_heads
+        self.csrc = csrc
 
     def write_kv(self, key, value, kv_cache, slot_mapping):
+        if self.csrc is not None:
+            self.csrc.write_kv(key, value, kv_cache, slot_mapping)
+            return
         num_tokens = slot_mapping.shape[0]
         flat = kv_cache.view(2, -1, *kv_cache.shape[-2:])
         valid = slot_mapping >= 0
@@ -88,7 +105,10 @@ class CpuAttentionImpl(AttentionImpl):
     def forward(self, query, key, value, kv_cache, metadata: CpuAttentionMetadata, out):
         flat = kv_cache.view(2, -1, *kv_cache.shape[-2:])
         if metadata.decode_tokens is not None:
-            self._decode(query, flat, metadata, out)
+            if metadata.decode_slots is None:
+                self._decode_csrc(query, kv_cache, metadata, out)
+            else:
+                self._decode(query, flat, metadata, out)
         for p in metadata.prefills:
             self._prefill(query, key, value, flat, p, out)
         return out
@@ -113,6 +133,21 @@ class CpuAttentionImpl(AttentionImpl):
         scores.masked_fill_(masked[:, None, None, :], float("-inf"))
         result = torch.matmul(torch.softmax(scores, dim=-1), v)  # [B, KVH, G, D]
         out[md.decode_tokens] = result.view(batch, -1, head_size).to(out.dtype)
+
+    def _decode_csrc(self, query, kv_cache, md: CpuAttentionMetadata, out):
+        """All single-token queries through the C++ paged kernel, straight from the cache."""
+        query = query if query.is_contiguous() else query.contiguous()
+        target = out if out.is_contiguous() else torch.empty(out.shape, dtype=out.dtype)
+        s = self.spec
+        half = kv_cache.numel() // 2 * kv_cache.element_size()
+        self.csrc.C.decode_attention(
+            target.data_ptr(), target.stride(0), query.data_ptr(), query.stride(0), kv_cache.data_ptr(),
+            kv_cache.data_ptr() + half, md.block_table.data_ptr(), md.block_table.stride(0), md.seq_lens.data_ptr(),
+            md.decode_tokens.data_ptr(), md.decode_reqs.data_ptr(), md.decode_tokens.shape[0], s.num_heads,
+            s.num_kv_heads, s.head_size, kv_cache.shape[2], s.scale, s.sliding_window or 0,
+            DTYPE_CODES[query.dtype], DTYPE_CODES[kv_cache.dtype], torch.get_num_threads())
+        if target is not out:
+            out.copy_(target)
 
     def _prefill(self, query, key, value, flat, p: PrefillPlan, out):
         """One prefill or chunk; without context it attends over its own new keys directly."""
@@ -140,8 +175,11 @@ class CpuAttentionBackend(AttentionBackend):
     name = "cpu_sdpa"
     graph_support = GraphSupport.NEVER
 
-    def __init__(self) -> None:
+    def __init__(self, csrc: CsrcOps | None = None) -> None:
         self.block_size: int | None = None
+        self.csrc = csrc  # the C++ kernels for decode and KV writes; None = torch only
+        if csrc is not None:
+            self.name = "cpu_csrc"
 
     def supports(self, selector: AttentionSelector) -> Support:
         if selector.num_heads % selector.num_kv_heads:
@@ -150,6 +188,9 @@ class CpuAttentionBackend(AttentionBackend):
             return Support(False, "logits soft-capping is not implemented")
         if not selector.causal:
             return Support(False, "only causal (decoder) attention")
+        kv_dtype = selector.dtype if selector.kv_cache_dtype == "auto" else selector.kv_cache_dtype
+        if self.csrc is not None and not {selector.dtype, kv_dtype} <= set(SUPPORTED):
+            return Support(False, f"csrc kernels compute float32/bfloat16, not {selector.dtype}/{kv_dtype}")
         return Support(True)
 
     def kv_cache_shape(self, num_blocks, block_size, num_kv_heads, head_size):
@@ -159,7 +200,7 @@ class CpuAttentionBackend(AttentionBackend):
     def build_metadata(self, common: CommonAttentionMetadata) -> CpuAttentionMetadata:
         if self.block_size is None:
             raise RuntimeError("build_metadata before kv_cache_shape: allocate the KV cache first")
-        return plan(common, self.block_size)
+        return plan(common, self.block_size, gather=self.csrc is None)
 
     def make_impl(self, spec: AttentionLayerSpec) -> AttentionImpl:
-        return CpuAttentionImpl(spec)
+        return CpuAttentionImpl(spec, self.csrc)

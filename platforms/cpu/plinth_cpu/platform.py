@@ -7,10 +7,12 @@ from functools import cached_property
 import torch
 
 from plinth.ops.reference_backend import ReferenceAttentionBackend
-from plinth.platform import Capabilities, ConfigPatch, Feature, Platform
+from plinth.platform import Capabilities, ConfigPatch, Feature, KernelRegistry, Platform
 from plinth_cpu.attention import CpuAttentionBackend
 from plinth_cpu.device import CpuDeviceOps
+from plinth_cpu.extension import extension
 from plinth_cpu.isa import detect
+from plinth_cpu.kernels import CsrcOps, build_registry
 
 
 class CpuPlatform(Platform):
@@ -18,7 +20,10 @@ class CpuPlatform(Platform):
 
     def __init__(self) -> None:
         self._device = CpuDeviceOps()
-        self._backends = (CpuAttentionBackend(), ReferenceAttentionBackend())
+        self._extension = extension()
+        csrc = CsrcOps(self._extension.module) if self._extension.module is not None else None
+        torch_only = (CpuAttentionBackend(), ReferenceAttentionBackend())
+        self._backends = (CpuAttentionBackend(csrc), *torch_only) if csrc is not None else torch_only
 
     @property
     def device(self) -> CpuDeviceOps:
@@ -35,7 +40,8 @@ class CpuPlatform(Platform):
             graph_modes=("eager",),
             distributed_backend="gloo",
             features=frozenset({Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL}),
-            info={"isa": info.isa, "extensions": ",".join(info.extensions) or "-", "cores": str(info.cores)},
+            info={"isa": info.isa, "extensions": ",".join(info.extensions) or "-", "cores": str(info.cores),
+                  "kernels": self._extension.describe},
         )
 
     def configure(self, config) -> ConfigPatch:
@@ -51,6 +57,10 @@ class CpuPlatform(Platform):
 
     def attention_backends(self):
         return self._backends
+
+    def kernels(self) -> KernelRegistry:
+        """The csrc kernels on the active ISA path (empty with PLINTH_CPU_KERNELS=reference)."""
+        return build_registry(self._extension.module, self._extension.isa)
 
     def setup_process(self) -> None:
         cores = detect().cores

@@ -1,0 +1,47 @@
+// Shared declarations of plinth's CPU kernels: dtype codes and the per-ISA kernel table.
+//
+// Every kernel is compiled once per ISA (isa_*.cpp include kernels_impl.h under a target
+// pragma, each in its own namespace); bindings.cpp picks one table at load time from cpuid.
+// Kernels take raw pointers and sizes: the Python wrappers in plinth_cpu/kernels.py check
+// dtypes, shapes and strides, so this library needs no torch headers and builds in seconds.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace plinth {
+
+enum DType : int { kF32 = 0, kBF16 = 1 };
+
+struct Kernels {
+  const char* isa;  // "avx512", "avx2", "neon" or "portable"
+  // out[r] = w * norm(x[r]) (or of x[r] + res[r], stored to res_out[r], when res != nullptr)
+  void (*rms_norm)(void* out, void* res_out, const void* x, const void* res, const void* w, int64_t rows,
+                   int64_t hidden, int64_t x_stride, int64_t res_stride, float eps, int dtype, int threads);
+  // out[r, :d] = silu(x[r, :d]) * x[r, d:2d]
+  void (*silu_and_mul)(void* out, const void* x, int64_t rows, int64_t d, int64_t x_stride, int dtype,
+                       int threads);
+  // q_out/k_out = rotary(q/k) at positions; cos_sin_cache [max_position, rotary_dim]
+  void (*rotary)(void* q_out, void* k_out, const void* q, const void* k, const int64_t* positions,
+                 const void* cos_sin, int64_t tokens, int64_t q_heads, int64_t k_heads, int64_t head_size,
+                 int64_t rotary_dim, int64_t q_stride, int64_t k_stride, bool neox, int dtype, int cache_dtype,
+                 int threads);
+  // k_cache[slot[t]] = k[t] (and v) for slot >= 0; rows of `width` elements
+  void (*write_kv)(void* k_cache, void* v_cache, const void* k, const void* v, const int64_t* slots,
+                   int64_t tokens, int64_t width, int64_t k_stride, int64_t v_stride, int dtype, int cache_dtype,
+                   int threads);
+  // single-token queries over the paged standard-layout cache, GQA packed, fp32 math
+  void (*decode_attention)(void* out, int64_t out_stride, const void* q, int64_t q_stride, const void* k_cache,
+                           const void* v_cache, const int32_t* block_table, int64_t block_table_stride,
+                           const int32_t* seq_lens, const int64_t* tokens, const int64_t* reqs, int64_t num,
+                           int64_t heads, int64_t kv_heads, int64_t head_size, int64_t block_size, float scale,
+                           int64_t sliding_window, int dtype, int cache_dtype, int threads);
+};
+
+}  // namespace plinth
