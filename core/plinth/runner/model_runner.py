@@ -15,6 +15,7 @@ from plinth.model.loader import get_model
 from plinth.platform import BatchDescriptor, GraphSupport, Platform
 from plinth.platform.plugins import plugin_manager
 from plinth.runner.kv_cache_sizing import allocate_kv_caches, num_kv_blocks
+from plinth.runner.prompt_logprobs import collect_prompt_logprobs
 from plinth.runner.request_state import RequestState
 from plinth.runner.sampler import Sampler
 from plinth.runner.sampling_metadata import SamplingMetadata, make_generator
@@ -126,6 +127,9 @@ class ModelRunner:
         descriptor = self.graph_runner.pad(BatchDescriptor(total, len(req_ids), max(counts) == 1))
         inputs = self.buffers.build(states, counts, descriptor.num_tokens, descriptor.num_reqs)
         hidden = self.graph_runner.run(lambda d: self._run_model(inputs.metadata, d.num_tokens), descriptor)
+        query_starts = self.buffers.query_start_loc.host[: len(states) + 1].tolist()
+        prompt_logprobs = collect_prompt_logprobs(states, query_starts, inputs.sample_rows, hidden,
+                                                  self.model.compute_logits)
         sampled: list[list[int]] = [[] for _ in req_ids]
         logprobs = None
         if inputs.sample_rows:
@@ -148,7 +152,8 @@ class ModelRunner:
             stats["steps"] += 1
             stats["wait_s"] += waited
             stats["host_s"] += time.perf_counter() - started - waited
-        return RunnerOutput(req_ids=req_ids, sampled_token_ids=sampled, logprobs=logprobs)
+        return RunnerOutput(req_ids=req_ids, sampled_token_ids=sampled, logprobs=logprobs,
+                            prompt_logprobs=prompt_logprobs)
 
     def _update_states(self, so: SchedulerOutput) -> None:
         for req_id in so.finished_req_ids | so.preempted_req_ids:
