@@ -73,3 +73,20 @@ def test_logprobs_equal_hf_log_softmax(tiny_llama):
                 assert lp.logprob == pytest.approx(float(ref[token_id]), abs=1e-4)
             top = torch.topk(ref, 3).indices.tolist()
             assert set(top) <= set(entry)
+
+
+def test_prompt_logprobs_equal_hf_across_chunks(tiny_llama):
+    # A 16-token budget splits the prompts into several prefill chunks.
+    llm = _llm(tiny_llama, max_num_batched_tokens=16, max_num_seqs=2)
+    prompts = _prompts(3, seed=5, prefix=list(range(3, 20)))
+    hf = transformers.AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
+    llm.generate(prompts[:1], SamplingParams(temperature=0, max_tokens=2))  # warms the prefix cache
+    outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=2, prompt_logprobs=2))
+    for prompt, out in zip(prompts, outs):
+        with torch.inference_mode():
+            ref = torch.log_softmax(hf(torch.tensor([prompt])).logits[0].float(), -1)
+        assert out.prompt_logprobs[0] is None and len(out.prompt_logprobs) == len(prompt)
+        for pos in range(1, len(prompt)):
+            entry = out.prompt_logprobs[pos]
+            assert entry[prompt[pos]].logprob == pytest.approx(float(ref[pos - 1, prompt[pos]]), abs=1e-4)
+            assert set(torch.topk(ref[pos - 1], 2).indices.tolist()) <= set(entry)
