@@ -26,15 +26,17 @@ template <> inline float from_f<float>(float f) { return f; }
 template <> inline bf16 from_f<bf16>(float f) {  // round to nearest even, as torch
   uint32_t u;
   std::memcpy(&u, &f, 4);
-  uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-  return (u & 0x7FFFFFFFu) > 0x7F800000u ? bf16(0x7FC0) : bf16(rounded);
+  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t nan = 0u - uint32_t((u & 0x7FFFFFFFu) > 0x7F800000u);  // all ones for NaN; no branch
+  return bf16((rounded & ~nan) | (0x7FC0u & nan));
 }
 template <class T> static inline float round_to(float f) { return to_f(from_f<T>(f)); }
 
 // exp with ~1 ulp error on the range softmax and silu use; branch-free so loops vectorise.
 static inline float fast_exp(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer, vectorisably
+  const float n = (x * 1.44269504088896341f + shifter) - shifter;
   const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -43,7 +45,7 @@ static inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  const int32_t bits = (int32_t(n) + 127) << 23;
+  int32_t bits = (int32_t(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, 4);
   return y * scale;

@@ -60,7 +60,7 @@ def extensions() -> list:
         sources=[f"../../csrc/cpu/{s}" for s in SOURCES],
         include_dirs=[pybind11.get_include(), str(CSRC)],
         language="c++",
-        extra_compile_args=["-std=c++17", "-O3", "-fvisibility=hidden", "-fno-math-errno", *openmp],
+        extra_compile_args=["-std=c++17", "-O3", "-fvisibility=hidden", "-fno-math-errno", "-fno-trapping-math", *openmp],
         extra_link_args=openmp,
         optional=True,
     )]
