@@ -115,3 +115,29 @@ def test_version_and_openapi(server):
     spec = httpx.get(server.url + "/openapi.json").json()
     assert {"/v1/completions", "/v1/chat/completions", "/tokenize", "/health"} <= set(spec["paths"])
     assert "422" not in spec["paths"]["/v1/completions"]["post"]["responses"]
+
+
+def test_echo_with_logprobs_scores_the_prompt_like_transformers(client):
+    """lm-eval's loglikelihood request: echo + logprobs returns the prompt tokens' logprobs."""
+    import torch
+    import transformers
+
+    from plinth.model.default_model import default_model_path
+    from plinth.model.model_config import ModelConfig
+
+    prompt = "The capital of France is Paris"
+    result = client.completions.create(model="SmolLM2-135M-Instruct", prompt=prompt, max_tokens=1, temperature=0,
+                                       echo=True, logprobs=1)
+    lp = result.choices[0].logprobs
+    folder = ModelConfig.from_source(default_model_path()).model_path
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    ids = tokenizer(prompt).input_ids
+    hf = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    with torch.inference_mode():
+        ref = torch.log_softmax(hf(torch.tensor([ids])).logits[0].float(), -1)
+    assert result.choices[0].text.startswith(prompt)
+    assert lp.token_logprobs[0] is None and lp.tokens[0] == tokenizer.decode(ids[:1])
+    assert len(lp.token_logprobs) == len(ids) + 1  # prompt tokens, then the generated one
+    for pos in range(1, len(ids)):
+        assert abs(lp.token_logprobs[pos] - float(ref[pos - 1, ids[pos]])) < 1e-3
+    assert "".join(lp.tokens[:len(ids)]) == prompt

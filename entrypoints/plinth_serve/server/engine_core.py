@@ -68,6 +68,7 @@ class _Core:
         self.arrivals: dict[str, float] = {}  # request id -> arrival, until first scheduled
         self.queue_times: dict[str, float] = {}  # request id -> seconds queued, until sent
         self.done: dict[str, set[int]] = {}  # request id -> completions (n > 1) already reported finished
+        self.prompt_logprobs_sent: set[str] = set()  # requests whose prompt logprobs went out already
         self.last_stats: ipc.Stats | None = None
         self.running = True
 
@@ -133,8 +134,14 @@ class _Core:
         done.update(c.index for c in completions if c.finish_reason is not None)
         if out.finished:
             del self.done[out.request_id]
+        prompt_logprobs = None
+        if out.prompt_logprobs is not None and out.request_id not in self.prompt_logprobs_sent:
+            self.prompt_logprobs_sent.add(out.request_id)
+            prompt_logprobs = [None if e is None else _token_logprobs(e) for e in out.prompt_logprobs]
+        if out.finished:
+            self.prompt_logprobs_sent.discard(out.request_id)
         return ipc.RequestDelta(out.request_id, completions, out.finished, out.num_cached_tokens,
-                                self._queue_time(out.request_id))
+                                self._queue_time(out.request_id), prompt_logprobs)
 
     def _stats(self) -> ipc.Stats:
         s = self.engine.engine.stats()
@@ -142,12 +149,12 @@ class _Core:
                          s.prefix_cache_hits, s.num_preemptions)
 
 
+def _token_logprobs(entry) -> ipc.TokenLogprobs:
+    ids = list(entry)
+    return ipc.TokenLogprobs(ids, [entry[i].logprob for i in ids], [entry[i].rank for i in ids],
+                             [entry[i].decoded_token or "" for i in ids])
+
+
 def _completion(c: CompletionOutput) -> ipc.CompletionDelta:
-    logprobs = None
-    if c.logprobs is not None:
-        logprobs = []
-        for entry in c.logprobs:
-            ids = list(entry)
-            logprobs.append(ipc.TokenLogprobs(ids, [entry[i].logprob for i in ids], [entry[i].rank for i in ids],
-                                              [entry[i].decoded_token or "" for i in ids]))
+    logprobs = None if c.logprobs is None else [_token_logprobs(entry) for entry in c.logprobs]
     return ipc.CompletionDelta(c.index, c.text, list(c.token_ids), logprobs, c.finish_reason, c.stop_reason)

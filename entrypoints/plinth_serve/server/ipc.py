@@ -62,6 +62,7 @@ class RequestDelta(msgspec.Struct, array_like=True):
     finished: bool
     num_cached_tokens: int
     queue_time: float | None  # seconds from arrival to first scheduling, on the first delta that knows it
+    prompt_logprobs: list[TokenLogprobs | None] | None = None  # once, when asked: per prompt token (first None)
 
 
 class Stats(msgspec.Struct, array_like=True):

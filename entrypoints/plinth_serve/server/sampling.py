@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from plinth_serve.server.protocol import ChatCompletionRequest, CompletionRequest, SamplingFields
 
 
-def sampling_params(req: SamplingFields, *, max_tokens: int, logprobs: int | None) -> SamplingParams:
+def sampling_params(req: SamplingFields, *, max_tokens: int, logprobs: int | None,
+                    prompt_logprobs: int | None = None) -> SamplingParams:
     """SamplingParams in DELTA output mode; SamplingParamsError becomes a 400 naming the field."""
     _check_common(req)
     try:
@@ -22,6 +23,7 @@ def sampling_params(req: SamplingFields, *, max_tokens: int, logprobs: int | Non
             repetition_penalty=req.repetition_penalty or 1.0, seed=req.seed, max_tokens=max_tokens,
             min_tokens=req.min_tokens, stop=req.stop, stop_token_ids=req.stop_token_ids, ignore_eos=req.ignore_eos,
             include_stop_str_in_output=req.include_stop_str_in_output, logprobs=logprobs,
+            prompt_logprobs=req.prompt_logprobs if req.prompt_logprobs is not None else prompt_logprobs,
             skip_special_tokens=req.skip_special_tokens,
             spaces_between_special_tokens=req.spaces_between_special_tokens,
             output_kind=RequestOutputKind.DELTA)
@@ -35,9 +37,6 @@ def _check_common(req: SamplingFields) -> None:
         raise bad_request("logit_bias is not supported yet; remove it", "logit_bias")
     if req.stream_options is not None and not req.stream:
         raise bad_request("stream_options is only allowed when stream is true", "stream_options")
-    if req.prompt_logprobs is not None:
-        raise bad_request("prompt_logprobs is not available yet: the engine does not return prompt logprobs",
-                          "prompt_logprobs")
 
 
 def check_completion(req: CompletionRequest) -> None:
@@ -45,9 +44,8 @@ def check_completion(req: CompletionRequest) -> None:
         raise bad_request("suffix is not supported; remove it", "suffix")
     if req.best_of is not None and req.best_of != req.n:
         raise bad_request(f"best_of ({req.best_of}) different from n ({req.n}) is not supported", "best_of")
-    if req.echo and req.logprobs is not None:
-        raise bad_request("echo with logprobs needs prompt logprobs, which the engine does not return yet",
-                          "echo")
+    if req.echo and req.logprobs is not None and req.stream:
+        raise bad_request("echo with logprobs is supported without streaming only; set stream to false", "echo")
 
 
 def check_chat(req: ChatCompletionRequest) -> None:

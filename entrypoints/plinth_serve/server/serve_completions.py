@@ -28,24 +28,45 @@ async def create_completion(state: ServerState, req: CompletionRequest, raw: Req
     for _, ids in prompts:
         P.check_length(state, len(ids))
         max_tokens = P.resolve_max_tokens(state, len(ids), req.max_tokens)
-        planned.append((ids, sampling_params(req, max_tokens=max_tokens, logprobs=req.logprobs)))
+        echo_logprobs = req.logprobs if req.echo and req.logprobs is not None else None
+        planned.append((ids, sampling_params(req, max_tokens=max_tokens, logprobs=req.logprobs,
+                                             prompt_logprobs=echo_logprobs)))
     job = S.submit(state, "cmpl", model, planned, req.priority)
     echoes = [text if text is not None else state.tokenizer.decode(ids) for text, ids in prompts] \
         if req.echo else None
+    firsts = [state.tokenizer.decode(ids[:1]) for _, ids in prompts]
     if req.stream:
         return StreamingResponse(S.sse_stream(job, lambda: _chunks(job, req, echoes)), media_type="text/event-stream")
     choices = await S.until_disconnect(raw, S.fold(job))
     body = {"id": job.id, "object": "text_completion", "created": job.created, "model": job.model,
-            "choices": [_choice(c, req, echoes[c.index // job.n] if echoes else "") for c in choices],
+            "choices": [_choice(c, req, echoes[c.index // job.n] if echoes else "",
+                                firsts[c.index // job.n]) for c in choices],
             "usage": S.usage(job, sum(c.num_tokens for c in choices))}
     return Response(msgspec.json.encode(body), media_type="application/json")
 
 
-def _choice(c: S.Choice, req: CompletionRequest, echo: str) -> dict:
+def _choice(c: S.Choice, req: CompletionRequest, echo: str, first_token_text: str) -> dict:
     text = echo + "".join(c.text)
-    logprobs = _logprobs(c.logprobs, req.logprobs or 0, len(echo)) if req.logprobs is not None else None
-    return {"index": c.index, "text": text, "logprobs": logprobs,
-            "finish_reason": S.finish_reason(c.finish_reason), "stop_reason": c.stop_reason}
+    logprobs = None
+    if req.logprobs is not None:
+        logprobs = _logprobs(c.logprobs, req.logprobs, len(echo))
+        if req.echo and c.prompt_logprobs is not None:
+            scored = _logprobs([r for r in c.prompt_logprobs if r is not None], req.logprobs, len(first_token_text))
+            logprobs = _with_prompt(scored, first_token_text, logprobs)
+    choice = {"index": c.index, "text": text, "logprobs": logprobs,
+              "finish_reason": S.finish_reason(c.finish_reason), "stop_reason": c.stop_reason}
+    if req.prompt_logprobs is not None and c.prompt_logprobs is not None:
+        choice["prompt_logprobs"] = [None if r is None else {
+            str(t): {"logprob": lp, "rank": rank, "decoded_token": txt}
+            for t, lp, rank, txt in zip(r.token_ids, r.logprobs, r.ranks, r.texts)} for r in c.prompt_logprobs]
+    return choice
+
+
+def _with_prompt(scored: dict, first_token_text: str, generated: dict) -> dict:
+    """OpenAI's echo layout: the prompt tokens' logprobs (the first token has none), then the output's."""
+    prompt = {"tokens": [first_token_text] + scored["tokens"], "token_logprobs": [None] + scored["token_logprobs"],
+              "top_logprobs": [None] + scored["top_logprobs"], "text_offset": [0] + scored["text_offset"]}
+    return {key: prompt[key] + generated[key] for key in prompt}  # generated offsets already count the echo
 
 
 def _logprobs(rows: list[ipc.TokenLogprobs], k: int, offset: int) -> dict:

@@ -33,6 +33,7 @@ class Choice:
     text: list[str] = field(default_factory=list)
     num_tokens: int = 0
     logprobs: list[ipc.TokenLogprobs] = field(default_factory=list)
+    prompt_logprobs: list[ipc.TokenLogprobs | None] | None = None  # when asked (echo + logprobs, prompt_logprobs)
     finish_reason: str | None = None
     stop_reason: int | str | None = None
 
@@ -110,6 +111,9 @@ async def fold(job: Job) -> list[Choice]:
     """Every completion of the job, in choice order (prompt index * n + completion index)."""
     choices = [Choice(i) for i in range(len(job.streams) * job.n)]
     async for p, delta in merged(job):
+        if delta.prompt_logprobs is not None:
+            for i in range(job.n):
+                choices[p * job.n + i].prompt_logprobs = delta.prompt_logprobs
         for c in delta.completions:
             choice = choices[p * job.n + c.index]
             choice.text.append(c.text)
