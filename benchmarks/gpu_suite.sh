@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu_suite.sh tests    # kernels + conformance + e2e on the GPU, then T3
 #   bash benchmarks/gpu_suite.sh bench    # L1, T1 (scaled by T1_REQUESTS, default 200)
 #   bash benchmarks/gpu_suite.sh peer     # HF transformers on T3 (time-limited by HF_TIME_LIMIT)
+#   bash benchmarks/gpu_suite.sh round2   # GPU end-to-end tests, then T3, L1, T1 (one ~8-minute call)
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -32,6 +33,14 @@ if [[ $STAGE == tests || $STAGE == all ]]; then
     timeout 150 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py -q -p no:cacheprovider \
         --plinth-platform=cuda 2>&1 | tail -5 | tee "$OUT/e2e.txt"
     bench t3 throughput --workload T3
+fi
+if [[ $STAGE == round2 ]]; then
+    timeout 150 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py tests/core/runner/test_async_scheduling.py \
+        -q -p no:cacheprovider --plinth-platform=cuda 2>&1 | tail -5 | tee "$OUT/e2e.txt"
+    bench t3 throughput --workload T3
+    grep -h '"output_tok_s"\|decode_steps' -A4 "$OUT/plinth_t3.json" | head -12
+    bench l1 latency --workload L1
+    bench t1 throughput --workload T1 --num-requests "${T1_REQUESTS:-200}"
 fi
 if [[ $STAGE == bench || $STAGE == all ]]; then
     timeout 150 python3 benchmarks/bench_decode_step.py --json "$OUT/decode_step.json" >"$OUT/decode_step.log" 2>&1 \

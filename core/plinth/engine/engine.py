@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from plinth.config import ConfigError
 from plinth.sched.kv_cache import KVCacheManager
-from plinth.sched.outputs import EngineOutput, SchedulerStats
+from plinth.runner.request_state import needs_output_history
+from plinth.sched.outputs import EngineOutput, RunnerOutput, SchedulerOutput, SchedulerStats
 from plinth.sched.request import FINISH_REASONS, Request, sibling_request_ids
 from plinth.sched.scheduler import Scheduler
 
@@ -19,16 +20,32 @@ if TYPE_CHECKING:
     from plinth.sampling_params import SamplingParams
 
 
-class Engine:
-    """Continuous batching over one executor. Not thread-safe: call it from one thread."""
+#: Capability flag (``Capabilities.features``) of a platform whose steps run asynchronously to the
+#: host, so overlapping the next step's scheduling with the current step pays off.
+ASYNC_SCHEDULING = "async_scheduling"
 
-    def __init__(self, config: EngineConfig, executor: Executor) -> None:
+
+class Engine:
+    """Continuous batching over one executor. Not thread-safe: call it from one thread.
+
+    With ``async_scheduling`` a step launches step N (``executor.execute_async``, which
+    returns a handle at once), then applies step N-1's samples (``handle.result()`` and
+    ``Scheduler.update``) while N runs: outputs lag one step, and the host's scheduling
+    and bookkeeping overlap the device's work. It needs prefix caching off, and falls
+    back to plain steps while any request needs its full output history when it samples
+    (penalties, bad words, min_tokens, logits processors): see ``needs_output_history``.
+    """
+
+    def __init__(self, config: EngineConfig, executor: Executor, *, async_scheduling: bool = False) -> None:
         cache, sched = config.cache, config.scheduler
         self.config = config
         self.executor = executor
         self.max_model_len = _resolve_max_model_len(config, executor.num_kv_blocks)
         self.kv_cache = KVCacheManager(executor.num_kv_blocks, cache.block_size, cache.enable_prefix_caching)
-        self.scheduler = Scheduler(sched, self.kv_cache, self.max_model_len)
+        self.async_scheduling = async_scheduling and not cache.enable_prefix_caching
+        self.scheduler = Scheduler(sched, self.kv_cache, self.max_model_len, self.async_scheduling)
+        self._in_flight: tuple[SchedulerOutput, StepHandle] | None = None  # async: the step launched last
+        self._history_ids: set[str] = set()  # unfinished requests that force plain steps
 
     def add_request(
         self, request_id: str, prompt_token_ids: Sequence[int], sampling_params: SamplingParams, *,
@@ -57,6 +74,8 @@ class Engine:
             self.scheduler.add_request(Request(
                 rid, prompt_token_ids, params, eos_token_id=eos_token_id, arrival_time=arrival_time,
                 priority=priority, cache_salt=cache_salt, lora_id=lora_id))
+            if self.async_scheduling and needs_output_history(params):
+                self._history_ids.add(rid)
         return ids
 
     def abort_request(self, request_ids: Iterable[str]) -> list[EngineOutput]:
@@ -79,16 +98,62 @@ class Engine:
         self.scheduler.finish_requests(request_ids, FINISH_REASONS[reason])
 
     def has_unfinished_requests(self) -> bool:
-        return self.scheduler.has_unfinished_requests()
+        return self.scheduler.has_unfinished_requests() or self._in_flight is not None
 
     def stats(self) -> SchedulerStats:
         return self.scheduler.stats()
 
     def step(self) -> list[EngineOutput]:
         """Run one step; returns the outputs of the requests that produced tokens."""
+        if self.async_scheduling:
+            return self._step_async()
         scheduler_output = self.scheduler.schedule()
         runner_output = self.executor.execute(scheduler_output)
         return self.scheduler.update(scheduler_output, runner_output)
+
+    def _step_async(self) -> list[EngineOutput]:
+        """Launch step N, then apply step N-1's samples while N runs; returns N-1's outputs."""
+        outputs: list[EngineOutput] = []
+        if self._history_ids:
+            self._history_ids &= self.scheduler.requests.keys()
+            if self._history_ids:  # a request samples from its full history: no token may be pending
+                outputs = self._finish_in_flight()
+        scheduler_output = self.scheduler.schedule()
+        if scheduler_output.num_scheduled_tokens:
+            launch = getattr(self.executor, "execute_async", None)
+            handle = launch(scheduler_output) if launch else _Done(self.executor.execute(scheduler_output))
+        else:  # nothing to run, but the runner must still drop finished requests
+            self.executor.execute(scheduler_output)
+            handle = None
+        outputs += self._finish_in_flight()
+        if handle is not None:
+            self._in_flight = (scheduler_output, handle)
+        return outputs
+
+    def _finish_in_flight(self) -> list[EngineOutput]:
+        if self._in_flight is None:
+            return []
+        scheduler_output, handle = self._in_flight
+        self._in_flight = None
+        return self.scheduler.update(scheduler_output, handle.result())
+
+
+class StepHandle(Protocol):
+    """A launched step (``Executor.execute_async``): ``result()`` waits for its samples."""
+
+    def result(self) -> RunnerOutput: ...
+
+
+class _Done:
+    """The handle of a step that already ran (an executor without ``execute_async``)."""
+
+    __slots__ = ("output",)
+
+    def __init__(self, output: RunnerOutput) -> None:
+        self.output = output
+
+    def result(self) -> RunnerOutput:
+        return self.output
 
 
 def _resolve_max_model_len(config: EngineConfig, num_kv_blocks: int) -> int:

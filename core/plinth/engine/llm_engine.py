@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 
-from plinth.engine.engine import Engine
+from plinth.engine.engine import ASYNC_SCHEDULING, Engine
 from plinth.engine.engine_args import EngineArgs
 from plinth.engine.request_group import RequestGroup
 from plinth.model.model_config import ModelConfig
@@ -36,7 +36,8 @@ class LLMEngine:
         self.platform.device.seed(config.seed)
         self.config = config
         self.runner = ModelRunner(config, self.platform, self.model_config)
-        self.engine = Engine(config, self.runner)
+        self.engine = Engine(config, self.runner,
+                             async_scheduling=self.platform.capabilities.supports(ASYNC_SCHEDULING))
         self.tokenizer = None if args.skip_tokenizer_init else load_tokenizer(self.model_config)
         eos = list(self.model_config.eos_token_ids)
         self.eos_token_id, self._extra_eos = (eos[0], eos[1:]) if eos else (None, [])

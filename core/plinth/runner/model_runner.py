@@ -16,7 +16,7 @@ from plinth.platform import BatchDescriptor, GraphSupport, Platform
 from plinth.platform.plugins import plugin_manager
 from plinth.runner.kv_cache_sizing import allocate_kv_caches, num_kv_blocks
 from plinth.runner.prompt_logprobs import collect_prompt_logprobs
-from plinth.runner.request_state import RequestState
+from plinth.runner.request_state import RequestState, needs_output_history
 from plinth.runner.sampler import Sampler
 from plinth.runner.sampling_metadata import SamplingMetadata, make_generator
 from plinth.runner.step_inputs import InputBuffers, StepInputs
@@ -62,6 +62,10 @@ class ModelRunner:
         # for the device, summed over uniform-decode steps: where a decode step's time goes
         self.decode_stats = {"steps": 0, "host_s": 0.0, "wait_s": 0.0}
         self.buffers = self._make_buffers()
+        self._staging = [_Staging(self.buffers.max_reqs, self.device, self.pin_memory) for _ in range(2)]
+        self._last_sampled: torch.Tensor | None = None  # the last step's sampled ids, on the device
+        self._metadata_key: tuple[int, ...] | None = None
+        self._metadata: SamplingMetadata | None = None
         self.capture_seconds = self._capture_graphs()
         logger.info("model runner: %d KV blocks of %d tokens on %s with backend %s; graphs: %s (%.2f s)",
                     self.num_kv_blocks, self.block_size, self.device, backend.name,
@@ -114,46 +118,61 @@ class ModelRunner:
         return chosen or self.platform.select_attention_backend(selector)
 
     # -- the step -------------------------------------------------------------
-    @torch.inference_mode()
     def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput:
+        return self.execute_async(scheduler_output).result()
+
+    @torch.inference_mode()
+    def execute_async(self, scheduler_output: SchedulerOutput) -> StepResult:
+        """Launch one step (inputs, forward, sampling, the copy of the sampled ids to the host)
+        and return without waiting for the device; ``result()`` waits and returns the samples.
+
+        Sampled tokens join the request states in ``result()``; a step launched before that
+        (async scheduling) reads them on the device as placeholders.
+        """
         started = time.perf_counter()
         self._update_states(scheduler_output)
         if not scheduler_output.num_scheduled_tokens:
-            return RunnerOutput(req_ids=[], sampled_token_ids=[])
-        req_ids = list(scheduler_output.num_scheduled_tokens)
-        states = [self.requests[r] for r in req_ids]
-        counts = [scheduler_output.num_scheduled_tokens[r] for r in req_ids]
+            return StepResult(self, [], [], [], None, None, None, None, False, started)
+        num_scheduled = scheduler_output.num_scheduled_tokens
+        req_ids = list(num_scheduled)
+        requests = self.requests
+        states = [requests[r] for r in req_ids]
+        counts = list(num_scheduled.values())
         total = scheduler_output.total_num_scheduled_tokens
-        descriptor = self.graph_runner.pad(BatchDescriptor(total, len(req_ids), max(counts) == 1))
+        descriptor = self.graph_runner.pad(BatchDescriptor(total, len(req_ids), total == len(req_ids)))
+        half = self._staging[self.buffers.half ^ 1]
+        if half.event is not None:  # that half's last step must be done before its staging is refilled
+            half.event.synchronize()
+        self.buffers.flip()
         inputs = self.buffers.build(states, counts, descriptor.num_tokens, descriptor.num_reqs)
+        if inputs.placeholders is not None:
+            dst, src = inputs.placeholders
+            inputs.input_ids.index_copy_(0, dst, self._last_sampled.index_select(0, src))
         hidden = self.graph_runner.run(lambda d: self._run_model(inputs.metadata, d.num_tokens), descriptor)
-        query_starts = self.buffers.query_start_loc.host[: len(states) + 1].tolist()
-        prompt_logprobs = collect_prompt_logprobs(states, query_starts, inputs.sample_rows, hidden,
-                                                  self.model.compute_logits)
-        sampled: list[list[int]] = [[] for _ in req_ids]
-        logprobs = None
+        prompt_logprobs = None
+        if any(s.sampling_params.prompt_logprobs is not None for s in states):
+            query_starts = self.buffers.query_start_loc.host[: len(states) + 1].tolist()
+            prompt_logprobs = collect_prompt_logprobs(states, query_starts, inputs.sample_rows, hidden,
+                                                      self.model.compute_logits)
+        sampled = logprobs = host_ids = None
         if inputs.sample_rows:
             logits = self.model.compute_logits(hidden[inputs.logits_indices])
             rows = [states[i] for i in inputs.sample_rows]
             output = self.sampler(logits, self._sampling_metadata(rows))
-            waiting = time.perf_counter()
-            token_ids = output.sampled_token_ids.tolist()
-            waited = time.perf_counter() - waiting
-            for row, token in zip(inputs.sample_rows, token_ids):
-                sampled[row] = [token]
-                states[row].append_sampled(token)
-            logprobs = self._logprobs_by_row(output.logprobs, inputs.sample_rows, len(req_ids))
-        elif self.pin_memory:
-            self.platform.device.synchronize()  # staging buffers are refilled next step: let copies finish
-        for state, count in zip(states, scheduler_output.num_scheduled_tokens.values()):
+            sampled, logprobs = output.sampled_token_ids, output.logprobs
+            self._last_sampled = sampled
+            for j, state in enumerate(rows):
+                state.num_pending += 1
+                state.pending_index = j
+            if half.host_ids is not None:
+                host_ids = half.host_ids[: len(rows)]
+                host_ids.copy_(sampled, non_blocking=True)
+        if half.event is not None:
+            half.event.record()
+        for state, count in zip(states, counts):
             state.num_computed_tokens += count
-        if descriptor.uniform_decode and inputs.sample_rows:
-            stats = self.decode_stats
-            stats["steps"] += 1
-            stats["wait_s"] += waited
-            stats["host_s"] += time.perf_counter() - started - waited
-        return RunnerOutput(req_ids=req_ids, sampled_token_ids=sampled, logprobs=logprobs,
-                            prompt_logprobs=prompt_logprobs)
+        return StepResult(self, req_ids, states, inputs.sample_rows, sampled, host_ids, half.event, logprobs,
+                          descriptor.uniform_decode, started, prompt_logprobs)
 
     def _update_states(self, so: SchedulerOutput) -> None:
         for req_id in so.finished_req_ids | so.preempted_req_ids:
@@ -169,12 +188,20 @@ class ModelRunner:
             state.num_computed_tokens = cached.num_computed_tokens
 
     def _sampling_metadata(self, rows: list[RequestState]) -> SamplingMetadata:
-        return SamplingMetadata.build(
+        """The step's sampling metadata; reused while the sampling rows stay the same requests
+        and none of them reads its output history (then nothing is copied to the device)."""
+        key = tuple([s.serial for s in rows])
+        if key == self._metadata_key:
+            return self._metadata
+        metadata = SamplingMetadata.build(
             [s.sampling_params for s in rows], [s.prompt_token_ids for s in rows],
             [s.output_token_ids for s in rows], vocab_size=self.vocab_size, device=self.device,
             eos_token_ids=self.eos_token_ids, generators=[s.generator for s in rows],
-            bad_words_token_ids=[s.bad_words_token_ids for s in rows],
+            bad_words_token_ids=[s.bad_words_token_ids for s in rows], pin_memory=self.pin_memory,
         )
+        static = not any(needs_output_history(s.sampling_params) for s in rows)
+        self._metadata_key, self._metadata = (key if static else None), metadata
+        return metadata
 
     @staticmethod
     def _logprobs_by_row(tensors, sample_rows: list[int], num_rows: int):
@@ -186,3 +213,54 @@ class ModelRunner:
         for i, row in enumerate(sample_rows):
             per_row[row] = (token_ids[i], logprobs[i], ranks[i])
         return per_row
+
+
+class _Staging:
+    """Per staging half: pinned host room for the sampled ids, and an event marking the step done."""
+
+    def __init__(self, max_reqs: int, device: torch.device, pin: bool) -> None:
+        self.host_ids = torch.zeros(max_reqs, dtype=torch.int64, pin_memory=True) if pin else None
+        self.event = torch.Event(device=device) if pin else None
+
+
+class StepResult:
+    """A launched step; ``result()`` waits for its sampled ids and applies them to the request states."""
+
+    def __init__(self, runner: ModelRunner, req_ids, states, sample_rows, sampled, host_ids, event, logprobs,
+                 uniform_decode: bool, started: float, prompt_logprobs=None) -> None:
+        self.runner, self.req_ids, self.states, self.sample_rows = runner, req_ids, states, sample_rows
+        self.sampled, self.host_ids, self.event, self.logprobs = sampled, host_ids, event, logprobs
+        self.uniform_decode, self.prompt_logprobs = uniform_decode, prompt_logprobs
+        self.host_s = time.perf_counter() - started
+        self._output: RunnerOutput | None = None
+
+    def result(self) -> RunnerOutput:
+        if self._output is not None:
+            return self._output
+        sampled: list[list[int]] = [[] for _ in self.req_ids]
+        logprobs = None
+        waited = 0.0
+        if self.sample_rows:
+            waiting = time.perf_counter()
+            if self.host_ids is not None:
+                self.event.synchronize()
+                token_ids = self.host_ids.tolist()
+            else:
+                token_ids = self.sampled.tolist()
+            waited = time.perf_counter() - waiting
+            states = self.states
+            for row, token in zip(self.sample_rows, token_ids):
+                sampled[row] = [token]
+                state = states[row]
+                state.num_pending -= 1
+                state.append_sampled(token)
+            logprobs = self.runner._logprobs_by_row(self.logprobs, self.sample_rows, len(self.req_ids))
+            if self.uniform_decode:
+                stats = self.runner.decode_stats
+                stats["steps"] += 1
+                stats["wait_s"] += waited
+                stats["host_s"] += self.host_s
+        self._output = RunnerOutput(req_ids=self.req_ids, sampled_token_ids=sampled, logprobs=logprobs,
+                                    prompt_logprobs=self.prompt_logprobs)
+        self.states = self.sampled = None
+        return self._output

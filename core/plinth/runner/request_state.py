@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,17 @@ if TYPE_CHECKING:
 
     from plinth.sampling_params import SamplingParams
     from plinth.sched.outputs import NewRequestData
+
+
+_serials = itertools.count()
+
+
+def needs_output_history(params: SamplingParams) -> bool:
+    """Whether sampling this request reads its output tokens so far (penalties, bad words,
+    min_tokens, logits processors): its metadata is rebuilt every step, and under async
+    scheduling no token of it may be pending when a step is planned."""
+    return bool(params.presence_penalty or params.frequency_penalty or params.repetition_penalty != 1.0
+                or params.bad_words or params.min_tokens or params.logits_processors)
 
 
 @dataclass
@@ -26,6 +38,9 @@ class RequestState:
     generator: torch.Generator | None = None  # per-request RNG when the params carry a seed
     bad_words_token_ids: list[list[int]] | None = None  # bad words as token sequences
     prompt_logprobs: list = field(default_factory=list)  # collected over prefill chunks
+    num_pending: int = 0  # sampled on the device, not yet appended (async scheduling): 0 or 1
+    pending_index: int = 0  # where the pending token sits in the last step's sampled-ids tensor
+    serial: int = field(default_factory=lambda: next(_serials))  # unique per state: keys cached metadata
 
     @classmethod
     def from_new(cls, new: NewRequestData) -> RequestState:
@@ -35,7 +50,8 @@ class RequestState:
 
     @property
     def num_tokens(self) -> int:
-        return len(self.token_ids)
+        """Prompt + outputs, counting a pending sampled token."""
+        return len(self.token_ids) + self.num_pending
 
     def append_sampled(self, token_id: int) -> None:
         self.output_token_ids.append(token_id)

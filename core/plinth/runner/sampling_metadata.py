@@ -68,6 +68,7 @@ class SamplingMetadata:
         eos_token_ids: Sequence[int] = (),
         generators: Sequence[torch.Generator | None] | None = None,
         bad_words_token_ids: Sequence[list[list[int]] | None] | None = None,
+        pin_memory: bool = False,
     ) -> SamplingMetadata:
         """Build the step's metadata from each row's params and tokens so far.
 
@@ -75,6 +76,8 @@ class SamplingMetadata:
         have a seed (see :func:`make_generator`). ``bad_words_token_ids[i]`` holds row
         ``i``'s bad words as token sequences (see ``logit_masks.tokenize_bad_words``).
         Loops over the rows once, on the host; the sampler itself has no per-row loop.
+        With ``pin_memory`` the host tables go through pinned memory with non-blocking
+        copies, so building never waits for the device.
         """
         num_rows = len(params_list)
         if not (len(prompt_token_ids) == len(output_token_ids) == num_rows):
@@ -84,15 +87,16 @@ class SamplingMetadata:
             )
         row_generators = _row_generators(params_list, generators)
         bad_words = _row_bad_words(params_list, bad_words_token_ids)
-        floats = _float_columns(params_list, device)
-        penalties = _penalty_tensors(params_list, prompt_token_ids, output_token_ids, vocab_size, device)
+        upload = _uploader(device, pin_memory)
+        floats = _float_columns(params_list, upload)
+        penalties = _penalty_tensors(params_list, prompt_token_ids, output_token_ids, vocab_size, upload)
         greedy = [p.greedy for p in params_list]
         logprobs = [p.logprobs for p in params_list if p.logprobs is not None]
         return cls(
             temperature=floats["temperature"],
             all_greedy=all(greedy),
             all_random=not any(greedy),
-            top_k=_top_k(params_list, vocab_size, device),
+            top_k=_top_k(params_list, vocab_size, upload),
             top_p=floats["top_p"] if any(p.top_p < 1.0 for p in params_list) else None,
             min_p=floats["min_p"] if any(p.min_p > 0.0 for p in params_list) else None,
             generators=row_generators,
@@ -115,35 +119,42 @@ class SamplingMetadata:
 _FLOAT_FIELDS = ("temperature", "top_p", "min_p", "presence_penalty", "frequency_penalty", "repetition_penalty")
 
 
-def _float_columns(params_list: Sequence[SamplingParams], device) -> dict[str, torch.Tensor]:
-    rows = [[getattr(p, name) for name in _FLOAT_FIELDS] for p in params_list]
-    table = torch.tensor(rows, dtype=torch.float32).reshape(len(rows), len(_FLOAT_FIELDS)).to(device)
-    return {name: table[:, i].contiguous() for i, name in enumerate(_FLOAT_FIELDS)}
+def _uploader(device, pin_memory: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Host tensor -> the same on ``device``: through pinned memory without waiting, if allowed."""
+    if pin_memory:
+        return lambda t: t.pin_memory().to(device, non_blocking=True)
+    return lambda t: t.to(device)
 
 
-def _top_k(params_list: Sequence[SamplingParams], vocab_size: int, device) -> torch.Tensor | None:
+def _float_columns(params_list: Sequence[SamplingParams], upload) -> dict[str, torch.Tensor]:
+    columns = [[getattr(p, name) for p in params_list] for name in _FLOAT_FIELDS]
+    table = upload(torch.tensor(columns, dtype=torch.float32).reshape(len(_FLOAT_FIELDS), len(params_list)))
+    return {name: table[i] for i, name in enumerate(_FLOAT_FIELDS)}
+
+
+def _top_k(params_list: Sequence[SamplingParams], vocab_size: int, upload) -> torch.Tensor | None:
     ks = [p.top_k if 0 < p.top_k < vocab_size else vocab_size for p in params_list]
     if all(k == vocab_size for k in ks):
         return None
-    return torch.tensor(ks, dtype=torch.int64).to(device)
+    return upload(torch.tensor(ks, dtype=torch.int64))
 
 
-def _penalty_tensors(params_list, prompt_token_ids, output_token_ids, vocab_size, device) -> dict:
+def _penalty_tensors(params_list, prompt_token_ids, output_token_ids, vocab_size, upload) -> dict:
     uses_repetition = any(p.repetition_penalty != 1.0 for p in params_list)
     uses_additive = any(p.presence_penalty != 0.0 or p.frequency_penalty != 0.0 for p in params_list)
     return {
         "no_penalties": not (uses_repetition or uses_additive),
         "output_token_ids_padded": (
-            _pad(output_token_ids, vocab_size, device) if uses_repetition or uses_additive else None
+            _pad(output_token_ids, vocab_size, upload) if uses_repetition or uses_additive else None
         ),
-        "prompt_token_ids_padded": _pad(prompt_token_ids, vocab_size, device) if uses_repetition else None,
+        "prompt_token_ids_padded": _pad(prompt_token_ids, vocab_size, upload) if uses_repetition else None,
     }
 
 
-def _pad(rows: Sequence[Sequence[int]], pad: int, device) -> torch.Tensor:
+def _pad(rows: Sequence[Sequence[int]], pad: int, upload) -> torch.Tensor:
     width = max((len(r) for r in rows), default=0)
     padded = [list(r) + [pad] * (width - len(r)) for r in rows]
-    return torch.tensor(padded, dtype=torch.int64).reshape(len(rows), width).to(device)
+    return upload(torch.tensor(padded, dtype=torch.int64).reshape(len(rows), width))
 
 
 def _row_generators(params_list, generators) -> dict[int, torch.Generator]:

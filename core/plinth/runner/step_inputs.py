@@ -2,9 +2,13 @@
 
 Inputs live in persistent device buffers (allocated once, sized for the largest step)
 that are refilled every step from host staging buffers (pinned where the platform allows,
-so the copies are asynchronous). Graph captures read the same buffers, so a replay sees
-each step's inputs; a batch padded to a captured size gets padding requests with no
-query tokens, padding tokens with slot -1.
+so the copies are asynchronous). Pinned staging is double-buffered: step N+1 is filled
+while step N's copies may still be queued (async scheduling); the runner waits for step
+N-1 before it refills N-1's half. Graph captures read the same device buffers, so a
+replay sees each step's inputs; a batch padded to a captured size gets padding requests
+with no query tokens, padding tokens with slot -1. A token sampled last step and not yet
+on the host (a pending token) is written as 0 and listed in ``StepInputs.placeholders``:
+the runner fills it on the device from the last step's sampled ids.
 """
 
 from __future__ import annotations
@@ -28,15 +32,22 @@ class StepInputs:
     metadata: CommonAttentionMetadata
     sample_rows: list[int]  # batch rows (indexes into req_ids) that sample a token this step
     logits_indices: torch.Tensor  # int64 [len(sample_rows)]: flat token index of each sampling row
+    placeholders: tuple[torch.Tensor, torch.Tensor] | None = None  # int64 (flat token indexes, indexes
+    #   into the last step's sampled ids) of pending tokens, on the device; None when there are none
 
 
 class _Pair:
     """A device buffer and its host staging twin (a numpy view of a possibly pinned tensor)."""
 
     def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, pin: bool) -> None:
-        self.host_tensor = torch.zeros(shape, dtype=dtype, pin_memory=pin)
-        self.host = self.host_tensor.numpy()
+        self._hosts = [torch.zeros(shape, dtype=dtype, pin_memory=pin) for _ in range(2 if pin else 1)]
+        self.flip(0)
         self.device = torch.zeros(shape, dtype=dtype, device=device)
+
+    def flip(self, half: int) -> None:
+        """Fill the ``half``-th staging buffer from now on (a no-op without pinned memory)."""
+        self.host_tensor = self._hosts[half % len(self._hosts)]
+        self.host = self.host_tensor.numpy()
 
     def upload(self, n: int, cols: int | None = None) -> torch.Tensor:
         """Copy the first ``n`` rows (and ``cols`` columns) to the device, without waiting."""
@@ -61,6 +72,19 @@ class InputBuffers:
         self.seq_lens = _Pair((max_reqs,), torch.int32, device, pin_memory)
         self.block_table = _Pair((max_reqs, max_blocks_per_req), torch.int32, device, pin_memory)
         self.logits_indices = _Pair((max_reqs,), torch.int64, device, pin_memory)
+        self.placeholder_dst = _Pair((max_reqs,), torch.int64, device, pin_memory)
+        self.placeholder_src = _Pair((max_reqs,), torch.int64, device, pin_memory)
+        self._pairs = (self.input_ids, self.positions, self.slot_mapping, self.query_start_loc, self.seq_lens,
+                       self.block_table, self.logits_indices, self.placeholder_dst, self.placeholder_src)
+        # per staging half: which (state serial, block count) each block-table row holds
+        self._row_keys = [[None] * max_reqs for _ in range(2)]
+        self.half = 0
+
+    def flip(self) -> None:
+        """Switch to the other staging half (call once per step, before ``build``)."""
+        self.half ^= 1
+        for pair in self._pairs:
+            pair.flip(self.half)
 
     def check_fits(self, num_tokens: int, num_reqs: int, max_blocks: int) -> None:
         if num_tokens > self.max_tokens or num_reqs > self.max_reqs or max_blocks > self.max_blocks_per_req:
@@ -77,6 +101,7 @@ class InputBuffers:
         self.query_start_loc.host[: num_reqs + 1] = np.arange(num_reqs + 1)
         self.seq_lens.host[:num_reqs] = 1
         self.block_table.host[:num_reqs, :1] = 0
+        self._row_keys = [[None] * self.max_reqs for _ in range(2)]
         for pair, n in ((self.input_ids, num_reqs), (self.positions, num_reqs), (self.slot_mapping, num_reqs),
                         (self.query_start_loc, num_reqs + 1), (self.seq_lens, num_reqs)):
             pair.upload(n)
@@ -105,18 +130,50 @@ class InputBuffers:
         """
         n = len(states)
         counts = np.asarray(num_scheduled, dtype=np.int64)
-        computed = np.fromiter((s.num_computed_tokens for s in states), dtype=np.int64, count=n)
+        computed_list = [s.num_computed_tokens for s in states]
+        computed = np.asarray(computed_list, dtype=np.int64)
         qsl = self.query_start_loc.host
         qsl[0] = 0
         np.cumsum(counts, out=qsl[1: n + 1])
         total = int(qsl[n])
         seq_lens = computed + counts
+        seq_list = seq_lens.tolist()
         max_blocks = max(len(s.block_ids) for s in states)
         self.check_fits(padded_tokens, padded_reqs, max_blocks)
         ids, table = self.input_ids.host, self.block_table.host
+        row_keys = self._row_keys[self.half if len(self.block_table._hosts) > 1 else 0]
+        dst: list[int] = []
+        src: list[int] = []
+        if total == n:  # one token a request (decode): one list, no slicing
+            tokens = []
+            for i, state in enumerate(states):
+                known = state.token_ids
+                c = computed_list[i]
+                if c < len(known):
+                    tokens.append(known[c])
+                else:  # the token sampled last step, still on the device
+                    tokens.append(0)
+                    dst.append(i)
+                    src.append(state.pending_index)
+            ids[:n] = tokens
+        else:
+            starts = qsl[:n].tolist()
+            for i, state in enumerate(states):
+                known = state.token_ids
+                c, end, at = computed_list[i], seq_list[i], starts[i]
+                if end > len(known):
+                    ids[at: at + len(known) - c] = known[c:]
+                    ids[at + end - c - 1] = 0
+                    dst.append(at + end - c - 1)
+                    src.append(state.pending_index)
+                else:
+                    ids[at: at + end - c] = known[c:end]
         for i, state in enumerate(states):
-            ids[qsl[i]:qsl[i + 1]] = state.token_ids[computed[i]:seq_lens[i]]
-            table[i, : len(state.block_ids)] = state.block_ids
+            blocks = state.block_ids
+            key = (state.serial, len(blocks))
+            if row_keys[i] != key:
+                table[i, : len(blocks)] = blocks
+                row_keys[i] = key
         rows = np.repeat(np.arange(n), counts)
         positions = self.positions.host
         positions[:total] = np.arange(total, dtype=np.int64) - np.repeat(qsl[:n] - computed, counts)
@@ -130,8 +187,13 @@ class InputBuffers:
         slots[total:padded_tokens] = -1
         qsl[n + 1: padded_reqs + 1] = total
         self.seq_lens.host[n:padded_reqs] = 0
-        sample_rows = [i for i, s in enumerate(states) if seq_lens[i] == s.num_tokens]
+        sample_rows = [i for i, s in enumerate(states) if seq_list[i] == s.num_tokens]
         self.logits_indices.host[: len(sample_rows)] = qsl[1:][sample_rows] - 1
+        placeholders = None
+        if dst:
+            self.placeholder_dst.host[: len(dst)] = dst
+            self.placeholder_src.host[: len(src)] = src
+            placeholders = (self.placeholder_dst.upload(len(dst)), self.placeholder_src.upload(len(src)))
         input_ids = self.input_ids.upload(padded_tokens)
         positions_dev = self.positions.upload(padded_tokens)
         self.slot_mapping.upload(padded_tokens)
@@ -141,7 +203,7 @@ class InputBuffers:
         logits_indices = self.logits_indices.upload(len(sample_rows))
         metadata = self.metadata_view(padded_reqs, padded_tokens, total, int(counts.max()), int(seq_lens.max()))
         return StepInputs([s.req_id for s in states], input_ids, positions_dev, metadata, sample_rows,
-                          logits_indices)
+                          logits_indices, placeholders)
 
 
 def build_step_inputs(

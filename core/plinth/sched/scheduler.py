@@ -32,9 +32,22 @@ class Scheduler:
     preempted by recompute (its blocks are freed; it re-enters the waiting queue).
     Victim: the newest running request (``fcfs``), or the least important one,
     largest ``priority`` then latest arrival (``priority``).
+
+    With ``async_scheduling`` the engine calls ``schedule()`` for step N+1 before
+    ``update()`` for step N, while step N runs on the device. Computed tokens then
+    advance at schedule time, and a request whose step samples holds one *pending*
+    output token (a placeholder: the runner feeds the sampled id from the device) until
+    ``update()`` appends it. A request that finishes in ``update()`` may already be
+    scheduled in the step in flight; that step's token for it is discarded.
+    Needs prefix caching off (a block completed by a placeholder cannot be hashed yet).
     """
 
-    def __init__(self, config: SchedulerConfig, kv_cache: KVCacheManager, max_model_len: int) -> None:
+    def __init__(self, config: SchedulerConfig, kv_cache: KVCacheManager, max_model_len: int,
+                 async_scheduling: bool = False) -> None:
+        if async_scheduling and kv_cache.enable_prefix_caching:
+            raise ValueError("async scheduling needs prefix caching off; turn one of them off")
+        self.async_scheduling = async_scheduling
+        self._pending: dict[str, int] = {}  # request id -> sampled tokens not yet update()d (async only)
         self.max_num_seqs = config.max_num_seqs
         self.max_num_batched_tokens = config.max_num_batched_tokens
         self.enable_chunked_prefill = config.enable_chunked_prefill
@@ -80,6 +93,7 @@ class Scheduler:
             request = self.requests.pop(rid, None)
             if request is None:
                 continue
+            self._pending.pop(rid, None)
             if request.status is _RUNNING:
                 self.running.remove(request)
                 self.kv_cache.free(request)
@@ -106,6 +120,8 @@ class Scheduler:
         budget = self._schedule_running(num_scheduled, cached_reqs, preempted)
         new_reqs = [] if preempted else self._schedule_waiting(budget, num_scheduled)
         finished, self._finished_req_ids = self._finished_req_ids, set()
+        if self.async_scheduling:
+            self._advance_at_schedule(num_scheduled)
         return SchedulerOutput(
             scheduled_new_reqs=tuple(new_reqs),
             scheduled_cached_reqs=tuple(cached_reqs.values()),
@@ -114,6 +130,16 @@ class Scheduler:
             finished_req_ids=frozenset(finished),
             preempted_req_ids=frozenset(preempted),
         )
+
+    def _advance_at_schedule(self, num_scheduled: dict[str, int]) -> None:
+        """Async: count the scheduled tokens as computed now; a step that samples leaves a pending token."""
+        requests, pending = self.requests, self._pending
+        for rid, n in num_scheduled.items():
+            request = requests[rid]
+            request.num_computed_tokens += n
+            owed = pending.get(rid, 0)
+            if request.num_computed_tokens == len(request.all_token_ids) + owed:
+                pending[rid] = owed + 1
 
     def _schedule_running(self, num_scheduled: dict[str, int],
                           cached_reqs: dict[str, CachedRequestData], preempted: list[str]) -> int:
@@ -124,7 +150,8 @@ class Scheduler:
         i = 0
         while i < len(running) and budget > 0:
             request = running[i]
-            num_new = min(len(request.all_token_ids) - request.num_computed_tokens, budget)
+            num_new = min(len(request.all_token_ids) + self._pending.get(request.request_id, 0)
+                          - request.num_computed_tokens, budget)
             while not kv.can_allocate(request, num_new):
                 victim_index, freed_tokens = self._preempt(num_scheduled, cached_reqs, preempted)
                 budget += freed_tokens
@@ -204,14 +231,22 @@ class Scheduler:
         prompt_logprobs = runner_output.prompt_logprobs
         outputs = []
         any_finished = False
+        advance = not self.async_scheduling  # async: computed tokens advanced at schedule time
+        pending = self._pending
         for i, rid in enumerate(runner_output.req_ids):
             request = requests.get(rid)
             if request is None:  # ended between schedule() and update()
                 continue
-            request.num_computed_tokens += num_scheduled[rid]
             sampled = runner_output.sampled_token_ids[i]
+            if advance:
+                request.num_computed_tokens += num_scheduled[rid]
+            elif sampled:
+                owed = pending.pop(rid) - 1
+                if owed:
+                    pending[rid] = owed
             if not sampled:  # a partial-prefill chunk
                 continue
+            preempted = request.status is not _RUNNING  # async: preempted while this token was in flight
             if len(sampled) == 1:
                 new_token_ids = sampled
                 finished = request.append_output_token(sampled[0], max_model_len)
@@ -219,6 +254,8 @@ class Scheduler:
                 new_token_ids, finished = _append_tokens(request, sampled, max_model_len)
             if finished:
                 any_finished = True
+                if preempted:
+                    self.waiting.remove(request)
                 self._release(request)
             outputs.append(EngineOutput(
                 rid, new_token_ids, request.finish_reason if finished else None, request.stop_reason,
@@ -230,6 +267,7 @@ class Scheduler:
         return outputs
 
     def _release(self, request: Request) -> None:
+        self._pending.pop(request.request_id, None)
         del self.requests[request.request_id]
         self.kv_cache.free(request)
         self._finished_req_ids.add(request.request_id)

@@ -6,6 +6,7 @@ from functools import cached_property
 
 import torch
 
+from plinth.engine.engine import ASYNC_SCHEDULING
 from plinth.platform import Capabilities, ConfigPatch, Feature, GraphRunner, KernelRegistry, Platform
 from plinth_cuda.device import CudaDeviceOps
 from plinth_cuda.graph_runner import CudaGraphRunner
@@ -31,7 +32,8 @@ class CudaPlatform(Platform):
         major, minor = self._device.compute_capability()
         dtypes = ("bfloat16", "float16", "float32") if major >= 8 else ("float16", "float32")
         kv_dtypes = ("bfloat16", "float16", "float32")
-        features = {Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL}
+        # the host plans step N+1 while the GPU runs step N (Engine's async scheduling)
+        features = {Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL, ASYNC_SCHEDULING}
         if (major, minor) >= (8, 9):
             features.add(Feature.FP8)
         return Capabilities(
