@@ -19,6 +19,7 @@ from plinth.platform.communicator import Communicator, SingleProcessCommunicator
 from plinth.platform.configure import ConfigPatch
 from plinth.platform.descriptor import PlatformDescriptor, Probe
 from plinth.platform.device import DeviceOps
+from plinth.platform.device_graphs import StreamGraphRunner
 from plinth.platform.discovery import PlatformSelectionError, discover_platforms, select_platform
 from plinth.platform.graph import BatchDescriptor, EagerGraphRunner, GraphRunner
 from plinth.platform.kernels import KernelRegistry, Op
@@ -31,6 +32,6 @@ __all__ = [
     "BatchDescriptor", "Capabilities", "CommonAttentionMetadata", "Communicator", "ConfigPatch",
     "DeviceOps", "EagerGraphRunner", "Feature", "GraphRunner", "GraphSupport", "KVCacheSpec",
     "KernelRegistry", "NoAttentionBackendError", "Op", "Platform", "PlatformDescriptor",
-    "PlatformSelectionError", "Probe", "SingleProcessCommunicator", "Support",
+    "PlatformSelectionError", "Probe", "SingleProcessCommunicator", "StreamGraphRunner", "Support",
     "discover_platforms", "select_platform",
 ]

@@ -30,6 +30,16 @@ class GraphRunner(ABC):
 
     mode: str = "eager"
 
+    #: (API 1.1) True when every step must have the exact shapes of a padded descriptor,
+    #: as on XLA, where each new tensor shape compiles a new program. The runner then pads
+    #: every step through :meth:`pad` (not only uniform decode), uploads whole padded
+    #: buffers (``[num_reqs]`` rows of a block table whose width never changes, not a
+    #: ``[real_reqs, max_blocks]`` slice), computes logits and samples for all padded
+    #: request rows (discarding padding rows on the host), and passes no per-step Python
+    #: number into the traced step except through tensors. Default False: the runner
+    #: may use exact, unpadded shapes outside captured steps.
+    static_shapes: bool = False
+
     @abstractmethod
     def capture(self, fn: StepFn, descriptors: Sequence[BatchDescriptor]) -> None:
         """Capture ``fn`` for each descriptor (largest first); called once at start-up."""

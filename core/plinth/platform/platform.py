@@ -76,6 +76,16 @@ class Platform(ABC):
     def setup_process(self) -> None:
         """Idempotent per-process set-up (env, threads, logging) (O: nothing)."""
 
+    def inference_mode(self) -> Any:
+        """(API 1.1) The context manager model steps and graph captures run under
+        (O: ``torch.inference_mode()``). A platform whose torch backend cannot use inference
+        tensors (torch-xla 2.9: slicing a persistent buffer in inference mode after a device
+        sync raises "Cannot set version_counter for inference tensor") returns
+        ``torch.no_grad()``."""
+        import torch
+
+        return torch.inference_mode()
+
     # -- provided -------------------------------------------------------------
     def select_attention_backend(self, selector: AttentionSelector) -> AttentionBackend:
         """The first backend that supports ``selector``; an error listing every reason."""

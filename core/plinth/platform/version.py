@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-PLATFORM_API: tuple[int, int] = (1, 0)
-"""``(major, minor)``. Minor versions only add members with defaults; removal bumps major."""
+PLATFORM_API: tuple[int, int] = (1, 1)
+"""``(major, minor)``. Minor versions only add members with defaults; removal bumps major.
+
+History: 1.0 first contract; 1.1 adds ``GraphRunner.static_shapes`` (default False),
+``Platform.inference_mode()`` (default ``torch.inference_mode()``) and
+``plinth.platform.device_graphs.StreamGraphRunner`` (a capture/replay runner shared by
+platforms whose torch backend offers ``torch.<dev>.graph``).
+"""
 
 ApiRange = tuple[tuple[int, int], tuple[int, int]]
 """Half-open ``[min, max)``: the plugin needs at least ``min`` and breaks at ``max``."""

@@ -1,0 +1,30 @@
+"""ROCm defaults by GPU generation (pure Python: testable without a GPU)."""
+
+from __future__ import annotations
+
+from plinth.platform import ConfigPatch
+
+#: decode batch sizes captured as HIP graphs (vLLM's ladder up to 512)
+CAPTURE_SIZES = (1, 2, 4, 8, *range(16, 257, 16), *range(288, 513, 32))
+GRAPH_MODES = ("hip_graph", "eager")
+#: CDNA3 (MI300X/MI325X, gfx942) and CDNA4 (MI350, gfx950): 192-288 GB HBM, 304/256 CUs
+MI300_CLASS = ("gfx942", "gfx950")
+
+
+def rocm_config_patch(config, arch: str, supported_block_sizes: tuple[int, ...]) -> ConfigPatch:
+    """Block size, graph mode, capture sizes and step budget for ``arch`` (a gfx name)."""
+    errors = []
+    mode = config.graph.mode
+    if mode not in ("auto", *GRAPH_MODES):
+        errors.append(f"graph mode {mode!r} is not available on rocm; use one of {GRAPH_MODES}")
+    block_size = None if config.cache.block_size in supported_block_sizes else 16
+    max_seqs = config.scheduler.max_num_seqs
+    sizes = tuple(s for s in CAPTURE_SIZES if s <= max_seqs)
+    if max_seqs not in sizes and max_seqs <= 512:
+        sizes = (*sizes, max_seqs)
+    budget = None
+    if arch in MI300_CLASS:
+        # MI300-class: large HBM and many CUs; a bigger step budget keeps prefill efficient (vLLM's ROCm default)
+        budget = max(config.scheduler.max_num_batched_tokens, 16384)
+    return ConfigPatch(block_size=block_size, graph_mode="hip_graph" if mode == "auto" else None,
+                       capture_sizes=sizes, max_num_batched_tokens=budget, errors=tuple(errors))

@@ -1,0 +1,1 @@
+"""plinth's Intel XPU platform plugin (native torch.xpu). Not yet run on Intel hardware."""

@@ -1,0 +1,63 @@
+"""End to end on XLA:CPU through ``LLM(..., device="tpu")``: greedy tokens equal transformers'.
+
+Run by ``test_xla_cpu.py`` with the torch-xla venv's python (``PJRT_DEVICE=CPU``); exits
+non-zero on a mismatch and prints the XLA compile count of start-up and of generation.
+
+Until the model runner enters ``platform.inference_mode()`` (contract 1.1) instead of
+``torch.inference_mode()``, this script makes ``torch.inference_mode`` mean ``no_grad``
+before plinth is imported: torch-xla 2.9 cannot slice persistent buffers in inference mode.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+if "platform.inference_mode()" not in Path(
+        __import__("importlib.util").util.find_spec("plinth.runner.model_runner").origin).read_text():
+    torch.inference_mode = lambda mode=True: torch.no_grad()  # noqa: E731  (see the module docstring)
+
+import transformers  # noqa: E402
+
+from plinth import LLM, SamplingParams  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from tests.e2e.greedy_oracle import assert_same_greedy, hf_greedy  # noqa: E402
+
+TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, vocab_size=256, max_position_embeddings=512, initializer_range=0.2,
+            bos_token_id=1, eos_token_id=2)
+STEPS = 16
+
+
+def main() -> int:
+    from plinth_tpu.graph_runner import compile_count
+
+    root = Path(tempfile.mkdtemp())
+    torch.manual_seed(0)
+    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**TINY)).eval()
+    hf.save_pretrained(root / "llama")
+    rng = random.Random(0)
+    prompts = [[rng.randrange(3, 256) for _ in range(rng.randrange(3, 40))] for _ in range(5)]
+    start = time.perf_counter()
+    llm = LLM(str(root / "llama"), device="tpu", dtype="float32", skip_tokenizer_init=True,
+              max_model_len=128, max_num_seqs=8, max_num_batched_tokens=64)
+    startup, compiles = time.perf_counter() - start, compile_count()
+    print(f"start-up {startup:.1f} s, {compiles} XLA compilations (bucket precompile included)")
+    start = time.perf_counter()
+    outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=STEPS, ignore_eos=True))
+    print(f"generate {time.perf_counter() - start:.1f} s, {compile_count() - compiles} more XLA compilations")
+    for prompt, out in zip(prompts, outs, strict=True):
+        ref, ref_logits = hf_greedy(hf, prompt, STEPS)
+        assert_same_greedy(out.outputs[0].token_ids, ref, ref_logits)
+    print(f"greedy equal to transformers for {len(prompts)} prompts x {STEPS} tokens")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
