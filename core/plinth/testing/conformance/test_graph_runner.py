@@ -46,7 +46,7 @@ def test_pad_never_shrinks(plinth_platform):
     assert runner.mode in plinth_platform.capabilities.graph_modes, (
         f"graph runner mode {runner.mode!r} is not among declared graph_modes")
     step = ToyStep(plinth_platform.device.torch_device(), torch.float32, 64)
-    with torch.inference_mode():
+    with plinth_platform.inference_mode():
         runner.capture(step, CAPTURED)
     for batch in BATCHES:
         padded = runner.pad(batch)
@@ -64,7 +64,7 @@ def test_replay_equals_eager(plinth_platform):
     runner = _runner(platform)
     step = ToyStep(device, DTYPES[dtype], 64)
     gen = torch.Generator().manual_seed(17)
-    with torch.inference_mode():
+    with plinth_platform.inference_mode():
         runner.capture(step, CAPTURED)
         for batch in BATCHES + BATCHES[::-1]:  # each descriptor twice, with fresh inputs
             padded = runner.pad(batch)
