@@ -35,12 +35,15 @@ if [[ $STAGE == tests || $STAGE == all ]]; then
     bench t3 throughput --workload T3
 fi
 if [[ $STAGE == round2 ]]; then
-    timeout 150 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py tests/core/runner/test_async_scheduling.py \
+    PLINTH_TEST_DEVICE=cuda timeout 150 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py tests/core/runner/test_async_scheduling.py \
         -q -p no:cacheprovider --plinth-platform=cuda 2>&1 | tail -5 | tee "$OUT/e2e.txt"
     bench t3 throughput --workload T3
     grep -h '"output_tok_s"\|decode_steps' -A4 "$OUT/plinth_t3.json" | head -12
     bench l1 latency --workload L1
     bench t1 throughput --workload T1 --num-requests "${T1_REQUESTS:-200}"
+fi
+if [[ $STAGE == t2 ]]; then
+    bench t2 throughput --workload T2
 fi
 if [[ $STAGE == bench || $STAGE == all ]]; then
     timeout 150 python3 benchmarks/bench_decode_step.py --json "$OUT/decode_step.json" >"$OUT/decode_step.log" 2>&1 \

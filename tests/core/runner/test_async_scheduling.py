@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -45,7 +46,17 @@ def test_fake_runner_async_equals_sync(num_blocks):
     assert results[0] == results[1]
 
 
+#: the platform the model-runner check runs on: cpu in CI, the accelerator's name in a device run
+DEVICE = os.environ.get("PLINTH_TEST_DEVICE", "cpu")
+
+
 def test_model_runner_async_equals_sync(tmp_path):
+    from plinth.platform import select_platform
+
+    try:
+        select_platform(DEVICE)
+    except (ValueError, RuntimeError) as exc:
+        pytest.skip(f"platform {DEVICE!r} is not available here: {exc}")
     path = save_tiny_model("llama", tmp_path)
     rng = random.Random(1)
     prompts = [[rng.randrange(3, 256) for _ in range(rng.randint(2, 40))] for _ in range(9)]
@@ -54,7 +65,7 @@ def test_model_runner_async_equals_sync(tmp_path):
     params[3] = SamplingParams(temperature=0.7, seed=3, max_tokens=6, repetition_penalty=1.3, ignore_eos=True)
     outputs = []
     for async_scheduling in (False, True):
-        llm = LLM(str(path), device="cpu", enable_prefix_caching=False, max_num_seqs=4,
+        llm = LLM(str(path), device=DEVICE, dtype="float32", enable_prefix_caching=False, max_num_seqs=4,
                   max_num_batched_tokens=32, skip_tokenizer_init=True)
         engine = llm.llm_engine.engine
         engine.async_scheduling = engine.scheduler.async_scheduling = async_scheduling
