@@ -62,6 +62,23 @@ def cases(dtype, tokens: int):
     yield "write_kv", (r(tokens, KV_HEADS, HEAD), r(tokens, KV_HEADS, HEAD), kv, slots)
 
 
+def int8_linears(module, isas, dtype, reps: int) -> None:
+    """Int8 weight-only linear (csrc) vs the model-dtype torch linear it would replace."""
+    from plinth_cpu.quantization import Int8WeightOnly
+
+    method = Int8WeightOnly(module)
+    for m in (1, 32):
+        for n, k in ((960, HIDDEN), (2 * INTER, HIDDEN), (HIDDEN, INTER), (49152, HIDDEN)):
+            w = torch.randn(n, k) * 0.05
+            x, w_model, q = torch.randn(m, k).to(dtype), w.to(dtype), method.quantize(w)
+            row = [timed(lambda: torch.nn.functional.linear(x, w_model), reps // 4)]
+            for isa in isas:
+                module.set_isa(isa)
+                row.append(timed(lambda: method.apply(x, q), reps // 4))
+            name = f"int8_linear [{m}x{k}->{n}]"
+            print(f"{name:34s} " + " ".join(f"{t:9.1f}" for t in row) + f"  {row[0] / row[1]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="bfloat16")
@@ -97,6 +114,7 @@ def main() -> None:
             row.append(timed(lambda: impl.forward(q, None, None, kv, csrc_md, out), args.reps // 4))
         name = f"decode_attention [{batch}x{context}]"
         print(f"{name:34s} " + " ".join(f"{t:9.1f}" for t in row) + f"  {row[0] / row[1]:.2f}x")
+    int8_linears(status.module, isas, dtype, args.reps)
     status.module.set_isa(status.isa)
 
 

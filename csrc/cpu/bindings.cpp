@@ -128,4 +128,10 @@ PYBIND11_MODULE(_C, m) {
                          ptr<int32_t>(seq_lens), ptr<int64_t>(tokens), ptr<int64_t>(reqs), num, heads, kv_heads,
                          head_size, block_size, scale, window, dtype, cache_dtype, threads);
   });
+  m.def("int8_linear", [](uintptr_t out, uintptr_t x, uintptr_t w, uintptr_t scale, uintptr_t bias, int64_t M,
+                          int64_t N, int64_t K, int64_t xs, int dtype, int threads) {
+    py::gil_scoped_release nogil;
+    k().int8_linear(ptr<void>(out), ptr<void>(x), ptr<int8_t>(w), ptr<float>(scale), ptr<void>(bias), M, N, K, xs,
+                    dtype, threads);
+  });
 }

@@ -42,6 +42,9 @@ struct Kernels {
                            const int32_t* seq_lens, const int64_t* tokens, const int64_t* reqs, int64_t num,
                            int64_t heads, int64_t kv_heads, int64_t head_size, int64_t block_size, float scale,
                            int64_t sliding_window, int dtype, int cache_dtype, int threads);
+  // out[M, N] = (x[M, K] . w[N, K]^T) * scale[N] (+ bias[N]); int8 weights, fp32 accumulation
+  void (*int8_linear)(void* out, const void* x, const int8_t* w, const float* scale, const void* bias, int64_t M,
+                      int64_t N, int64_t K, int64_t x_stride, int dtype, int threads);
 };
 
 }  // namespace plinth

@@ -13,6 +13,7 @@ from plinth_cpu.device import CpuDeviceOps
 from plinth_cpu.extension import extension
 from plinth_cpu.isa import detect
 from plinth_cpu.kernels import CsrcOps, build_registry
+from plinth_cpu.quantization import Int8WeightOnly
 
 
 class CpuPlatform(Platform):
@@ -57,6 +58,12 @@ class CpuPlatform(Platform):
 
     def attention_backends(self):
         return self._backends
+
+    def quantization_methods(self):
+        """Int8 weight-only linears through the csrc kernel (none with the extension off)."""
+        if self._extension.module is None:
+            return {}
+        return {Int8WeightOnly.name: Int8WeightOnly(self._extension.module)}
 
     def kernels(self) -> KernelRegistry:
         """The csrc kernels on the active ISA path (empty with PLINTH_CPU_KERNELS=reference)."""
