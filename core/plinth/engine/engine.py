@@ -20,11 +20,6 @@ if TYPE_CHECKING:
     from plinth.sampling_params import SamplingParams
 
 
-#: Capability flag (``Capabilities.features``) of a platform whose steps run asynchronously to the
-#: host, so overlapping the next step's scheduling with the current step pays off.
-ASYNC_SCHEDULING = "async_scheduling"
-
-
 class Engine:
     """Continuous batching over one executor. Not thread-safe: call it from one thread.
 

@@ -6,13 +6,13 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 
-from plinth.engine.engine import ASYNC_SCHEDULING, Engine
+from plinth.engine.engine import Engine
 from plinth.engine.engine_args import EngineArgs
 from plinth.engine.request_group import RequestGroup
 from plinth.model.model_config import ModelConfig
 from plinth.model.tokenizer import load_tokenizer
 from plinth.outputs import RequestOutput
-from plinth.platform import select_platform
+from plinth.platform import Feature, select_platform
 from plinth.platform.configure import apply_config_patch
 from plinth.runner.model_runner import ModelRunner
 from plinth.sampling_params import SamplingParams
@@ -37,7 +37,7 @@ class LLMEngine:
         self.config = config
         self.runner = ModelRunner(config, self.platform, self.model_config)
         self.engine = Engine(config, self.runner,
-                             async_scheduling=self.platform.capabilities.supports(ASYNC_SCHEDULING))
+                             async_scheduling=self.platform.capabilities.supports(Feature.ASYNC_SCHEDULING))
         self.tokenizer = None if args.skip_tokenizer_init else load_tokenizer(self.model_config)
         eos = list(self.model_config.eos_token_ids)
         self.eos_token_id, self._extra_eos = (eos[0], eos[1:]) if eos else (None, [])

@@ -15,6 +15,7 @@ class Feature:
     LORA = "lora"
     STRUCTURED_OUTPUT = "structured_output"
     FP8 = "fp8"
+    ASYNC_SCHEDULING = "async_scheduling"  # overlapping the next step's scheduling with this one pays off
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ class ModelRunner:
         if not sizes:
             return 0.0
         start = time.perf_counter()
-        with torch.inference_mode():
+        with self.platform.inference_mode():
             metadata = self.buffers.dummy_metadata(sizes[0], self.model_config.max_model_len)
             del metadata
             self.graph_runner.capture(self._decode_step, [BatchDescriptor(s, s, True) for s in sizes])
@@ -121,7 +121,6 @@ class ModelRunner:
     def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput:
         return self.execute_async(scheduler_output).result()
 
-    @torch.inference_mode()
     def execute_async(self, scheduler_output: SchedulerOutput) -> StepResult:
         """Launch one step (inputs, forward, sampling, the copy of the sampled ids to the host)
         and return without waiting for the device; ``result()`` waits and returns the samples.
@@ -129,6 +128,10 @@ class ModelRunner:
         Sampled tokens join the request states in ``result()``; a step launched before that
         (async scheduling) reads them on the device as placeholders.
         """
+        with self.platform.inference_mode():
+            return self._launch(scheduler_output)
+
+    def _launch(self, scheduler_output: SchedulerOutput) -> StepResult:
         started = time.perf_counter()
         self._update_states(scheduler_output)
         if not scheduler_output.num_scheduled_tokens:

@@ -6,7 +6,6 @@ from functools import cached_property
 
 import torch
 
-from plinth.engine.engine import ASYNC_SCHEDULING
 from plinth.platform import Capabilities, ConfigPatch, Feature, GraphRunner, KernelRegistry, Platform
 from plinth_cuda.device import CudaDeviceOps
 from plinth_cuda.graph_runner import CudaGraphRunner
@@ -33,7 +32,7 @@ class CudaPlatform(Platform):
         dtypes = ("bfloat16", "float16", "float32") if major >= 8 else ("float16", "float32")
         kv_dtypes = ("bfloat16", "float16", "float32")
         # the host plans step N+1 while the GPU runs step N (Engine's async scheduling)
-        features = {Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL, ASYNC_SCHEDULING}
+        features = {Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL, Feature.ASYNC_SCHEDULING}
         if (major, minor) >= (8, 9):
             features.add(Feature.FP8)
         return Capabilities(
