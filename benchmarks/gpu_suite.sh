@@ -7,6 +7,7 @@
 #   bash benchmarks/gpu_suite.sh bench    # L1, T1 (scaled by T1_REQUESTS, default 200)
 #   bash benchmarks/gpu_suite.sh peer     # HF transformers on T3 (time-limited by HF_TIME_LIMIT)
 #   bash benchmarks/gpu_suite.sh round2   # GPU end-to-end tests, then T3, L1, T1 (one ~8-minute call)
+#   bash benchmarks/gpu_suite.sh round3   # fused sampling kernel tests + sampler micro-benchmark, then T3
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -55,6 +56,13 @@ if [[ $STAGE == peer || $STAGE == all ]]; then
     timeout $(( ${HF_TIME_LIMIT:-280} + 120 )) python3 benchmarks/bench_hf_peer.py --workload T3 \
         --time-limit "${HF_TIME_LIMIT:-280}" --json "$OUT/hf_t3.json" >"$OUT/hf_t3.log" 2>&1 \
         || { echo "HF peer failed"; tail -20 "$OUT/hf_t3.log"; }
+fi
+if [[ $STAGE == round3 ]]; then  # fused sampling kernel: its GPU tests, the sampler micro-benchmark, then T3
+    timeout 150 python3 -m pytest tests/platforms/cuda/test_sampling_gpu.py tests/platforms/cuda/test_sampling_fast_path.py \
+        -q -p no:cacheprovider --plinth-platform=cuda 2>&1 | tail -5 | tee "$OUT/sampling_tests.txt"
+    timeout 90 python3 tests/platforms/cuda/bench_sampler.py 2>&1 | tee "$OUT/bench_sampler.json"
+    bench t3 throughput --workload T3
+    grep -h '"output_tok_s"\|decode_steps' -A4 "$OUT/plinth_t3.json" | head -12
 fi
 echo; cat "$OUT/env.txt"
 python3 benchmarks/bench_table.py "$OUT"

@@ -164,3 +164,43 @@ def paged_attention(
             sliding_window=sliding_window, logits_soft_cap=logits_soft_cap,
         )
     return out
+
+
+_U32 = 0xFFFFFFFF
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """lowbias32 on uint32 values held in int64 (products wrap; the low 32 bits are exact)."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _U32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _U32
+    return x ^ (x >> 16)
+
+
+def sample_uniforms(seeds: torch.Tensor, vocab: int) -> torch.Tensor:
+    """``U [B, V]`` in (0, 1) for ``Op.SAMPLE``: a counter-based hash of ``(seeds[i], j)``, 24 bits."""
+    seeds = seeds.to(torch.int64)
+    lo, hi = seeds & _U32, (seeds >> 32) & _U32
+    k1 = _mix32(hi ^ 0x1B873593).unsqueeze(1)
+    k2 = _mix32(lo ^ k1.squeeze(1)).unsqueeze(1)
+    j = torch.arange(vocab, dtype=torch.int64, device=seeds.device).unsqueeze(0)
+    h = _mix32(_mix32((j + k1) & _U32) ^ k2)
+    return ((h >> 8).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
+
+
+def sample(logits: torch.Tensor, temperature: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    """One token per row of ``logits`` ``[B, V]`` (any float dtype): ``[B]`` int64.
+
+    ``temperature`` ``[B]`` float32, 0 marks a greedy row (plain argmax, first index among ties);
+    other rows draw from ``softmax(logits / T)`` exactly, by Gumbel-max with uniforms that are a
+    fixed function of ``(seeds[i], token index)`` (``seeds`` ``[B]`` int64, see
+    :func:`sample_uniforms`): a row's token depends on its own logits, temperature and seed only.
+    Callers pass a fresh seed per step (and a request's own seed stream where it is seeded).
+    No top-k/top-p/min-p, penalties or masks: the sampler takes this op only for such batches.
+    """
+    x = logits.to(torch.float32)
+    greedy = temperature == 0
+    gumbel = -torch.log(-torch.log(sample_uniforms(seeds, x.shape[1])))
+    noisy = x / torch.where(greedy, 1.0, temperature).unsqueeze(1) + gumbel
+    return torch.where(greedy.unsqueeze(1), x, noisy).argmax(dim=-1)

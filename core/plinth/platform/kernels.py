@@ -18,6 +18,14 @@ class Op:
 
     ``WRITE_KV`` is the standard-layout KV write, for backends that use the standard
     layout and want a faster kernel; core itself always calls ``AttentionImpl.write_kv``.
+
+    ``SAMPLE`` (optional) is ``sample(logits [B, V], temperature [B] float32, seeds [B] int64)
+    -> [B] int64``: greedy rows (T == 0) take the argmax, the others an exact draw from
+    ``softmax(logits / T)`` whose randomness is a fixed function of ``(seeds[i], token index)``
+    (see ``plinth.ops.reference.sample``; a kernel must match it in distribution). The sampler
+    resolves it once (traits ``device_type``, ``dtype`` of the logits) and calls it only for batches
+    without filters, penalties, masks, processors, logprobs or seeded rows; with no platform kernel
+    the sampler's own torch path runs (the reference is for tests, not a fallback).
     """
 
     RMS_NORM = "rms_norm"
@@ -27,8 +35,9 @@ class Op:
     WRITE_KV = "write_kv"
     SCALED_MM = "scaled_mm"
     FUSED_MOE = "fused_moe"
+    SAMPLE = "sample"
 
-    ALL = (RMS_NORM, FUSED_ADD_RMS_NORM, ROTARY_EMBEDDING, SILU_AND_MUL, WRITE_KV, SCALED_MM, FUSED_MOE)
+    ALL = (RMS_NORM, FUSED_ADD_RMS_NORM, ROTARY_EMBEDDING, SILU_AND_MUL, WRITE_KV, SCALED_MM, FUSED_MOE, SAMPLE)
     WITH_REFERENCE = (RMS_NORM, FUSED_ADD_RMS_NORM, ROTARY_EMBEDDING, SILU_AND_MUL, WRITE_KV)
 
 

@@ -12,7 +12,7 @@ import torch
 from plinth.model.build_context import BuildContext
 from plinth.model.forward_context import ForwardContext, forward_context
 from plinth.model.loader import get_model
-from plinth.platform import BatchDescriptor, GraphSupport, Platform
+from plinth.platform import BatchDescriptor, GraphSupport, KernelRegistry, Op, Platform
 from plinth.platform.plugins import plugin_manager
 from plinth.runner.kv_cache_sizing import allocate_kv_caches, num_kv_blocks
 from plinth.runner.prompt_logprobs import collect_prompt_logprobs
@@ -53,7 +53,7 @@ class ModelRunner:
         self.kv_caches = allocate_kv_caches(backend, specs, self.num_kv_blocks, self.kv_dtype, self.device)
         self.backend = backend
         self.graph_runner = platform.graph_runner(config)
-        self.sampler = Sampler()
+        self.sampler = Sampler(sample_op=self._resolve_sample_op(kernels))
         self.eos_token_ids = list(model_config.eos_token_ids)
         self.vocab_size = hf.vocab_size
         self.requests: dict[str, RequestState] = {}
@@ -110,6 +110,13 @@ class ModelRunner:
         with forward_context(ForwardContext(self.backend.build_metadata(md), self.kv_caches)):
             return self.model(self.buffers.input_ids.device[:num_tokens],
                               self.buffers.positions.device[:num_tokens])
+
+    def _resolve_sample_op(self, kernels: KernelRegistry):
+        """The platform's fused ``Op.SAMPLE`` for float32 logits, or None (the sampler's torch path)."""
+        try:
+            return kernels.resolve(Op.SAMPLE, dtype="float32", device_type=self.device.type)
+        except LookupError:
+            return None
 
     def _select_backend(self):
         selector = self.model_config.attention_selector(self.block_size, self.config.cache.kv_cache_dtype)

@@ -12,13 +12,18 @@ Order of work, as in vLLM V1:
    the request is seeded, so a seed gives the same tokens whatever else is in the batch.
 
 Everything stays on the logits' device; nothing syncs with the host.
+
+Fast path: given a platform's ``Op.SAMPLE`` kernel (``sample_op``), batches of greedy and
+plain-temperature rows only, not all greedy (no filters, penalties, masks, processors, logprobs or seeded rows)
+skip steps 1–6 and call it once: one fused pass over the logits instead of ~7. Seeded rows
+always take the torch path, so a seed's tokens never depend on which path its batch took.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -50,8 +55,28 @@ class SamplerOutput:
 class Sampler:
     """Vectorised sampling over a batch; see the module docstring for the order of work."""
 
-    def __init__(self, batch_processors: Sequence[BatchLogitsProcessor] = ()) -> None:
+    def __init__(
+        self, batch_processors: Sequence[BatchLogitsProcessor] = (), sample_op: Callable[..., Any] | None = None
+    ) -> None:
         self.batch_processors = list(batch_processors)
+        self.sample_op = sample_op  # Op.SAMPLE: (logits, temperature, seeds) -> [B] int64, or None
+
+    def fast_path(self, metadata: SamplingMetadata) -> bool:
+        """Whether ``sample_op`` may sample this batch: greedy/temperature rows and nothing else."""
+        return (
+            self.sample_op is not None
+            and not metadata.all_greedy  # a plain argmax is as fast (0.08 vs 0.12 ms at 256 x 151,936)
+            and not self.batch_processors
+            and metadata.top_k is None
+            and metadata.top_p is None
+            and metadata.min_p is None
+            and metadata.no_penalties
+            and metadata.allowed_token_mask is None
+            and metadata.banned_tokens is None
+            and not metadata.logits_processors
+            and metadata.max_num_logprobs is None
+            and not metadata.generators
+        )
 
     def __call__(self, logits: torch.Tensor, metadata: SamplingMetadata) -> SamplerOutput:
         return self.forward(logits, metadata)
@@ -63,6 +88,9 @@ class Sampler:
                 f"logits must be [batch, vocab] with {metadata.temperature.shape[0]} rows "
                 f"(one per metadata row), got shape {tuple(logits.shape)}"
             )
+        if self.fast_path(metadata):
+            seeds = torch.randint(-(2**63), 2**63 - 1, (logits.shape[0],), dtype=torch.int64, device=logits.device)
+            return SamplerOutput(sampled_token_ids=self.sample_op(logits, metadata.temperature, seeds), logprobs=None)
         logits = logits.to(torch.float32)
         raw_logprobs = compute_logprobs(logits) if metadata.max_num_logprobs is not None else None
         logits = self.process_logits(logits, metadata)

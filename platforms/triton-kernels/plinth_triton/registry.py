@@ -8,11 +8,12 @@ DTYPES = ("bfloat16", "float16", "float32")
 
 
 def register_kernels(registry: KernelRegistry, device_types: tuple[str, ...] = ("cuda",), priority: int = 10) -> None:
-    """Add rms_norm, fused_add_rms_norm, rotary, silu_and_mul and write_kv for ``device_types``."""
+    """Add rms_norm, fused_add_rms_norm, rotary, silu_and_mul, write_kv and sample for ``device_types``."""
     from plinth_triton.activation import silu_and_mul
     from plinth_triton.kv_write import write_kv
     from plinth_triton.norm import fused_add_rms_norm, rms_norm
     from plinth_triton.rotary import rotary_embedding
+    from plinth_triton.sampling import sample
 
     def on_device(traits: dict) -> bool:
         return traits.get("device_type") in device_types and traits.get("dtype") in DTYPES
@@ -33,3 +34,4 @@ def register_kernels(registry: KernelRegistry, device_types: tuple[str, ...] = (
     registry.register(Op.SILU_AND_MUL, silu_and_mul, name="triton.silu_and_mul", priority=priority,
                       supports=on_device)
     registry.register(Op.WRITE_KV, write_kv, name="triton.write_kv", priority=priority, supports=on_device)
+    registry.register(Op.SAMPLE, sample, name="triton.sample", priority=priority, supports=on_device)

@@ -39,6 +39,17 @@ def main() -> None:
                     dtype=torch.float32, device=cpu, num_splits=4, pad_tokens=2)
     check_attention([(5, 7), (0, 20)], group=3, head_size=32, block_size=32, dtype=torch.float32,
                     device=cpu, window=6, cap=1.5)
+    from plinth_triton.sampling import sample
+    from sampling_cases import check_distribution, check_matches_reference, check_seed_invariance, check_ties_and_edges
+
+    from plinth.ops import reference
+
+    check_matches_reference(sample, cpu)
+    check_matches_reference(sample, cpu, rows=2, vocab=40_000)  # several splits per row
+    check_ties_and_edges(sample, cpu)
+    check_seed_invariance(sample, cpu)
+    check_distribution(reference.sample, cpu)
+    check_distribution(sample, cpu, draws=2_000, temps=(0.6,))
     print("interpreter checks passed")
 
 
