@@ -90,3 +90,11 @@ def test_prompt_logprobs_equal_hf_across_chunks(tiny_llama):
             entry = out.prompt_logprobs[pos]
             assert entry[prompt[pos]].logprob == pytest.approx(float(ref[pos - 1, prompt[pos]]), abs=1e-4)
             assert set(torch.topk(ref[pos - 1], 2).indices.tolist()) <= set(entry)
+
+
+def test_without_tokenizer_stop_strings_are_refused_clearly(tiny_llama):
+    llm = _llm(tiny_llama)
+    with pytest.raises(ValueError, match="stop strings need a tokenizer"):
+        llm.generate([[5, 6, 7]], SamplingParams(max_tokens=2, stop=["x"]))
+    out = llm.generate([[5, 6, 7]], SamplingParams(temperature=0, max_tokens=3, ignore_eos=True))[0].outputs[0]
+    assert len(out.token_ids) == 3 and out.text == ""

@@ -61,6 +61,9 @@ class LLMEngine:
 
     def add_request(self, request_id: str, prompt: str | Sequence[int], params: SamplingParams, *,
                     priority: int = 0, cache_salt: str | None = None) -> None:
+        if params.stop and self.tokenizer is None:
+            raise ValueError("stop strings need a tokenizer; this engine has none (skip_tokenizer_init): "
+                             "use stop_token_ids instead")
         text = prompt if isinstance(prompt, str) else None
         token_ids = self.tokenize(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
         if self._extra_eos and not params.ignore_eos:
@@ -70,7 +73,7 @@ class LLMEngine:
             cache_salt = f"{cache_salt}|prompt-logprobs|{request_id}"
         ids = self.engine.add_request(request_id, token_ids, params, eos_token_id=self.eos_token_id,
                                       priority=priority, cache_salt=cache_salt)
-        group = RequestGroup(request_id, text, token_ids, params, self.tokenizer or _NullTokenizer())
+        group = RequestGroup(request_id, text, token_ids, params, self.tokenizer)
         self._groups[request_id] = group
         for index, seq_id in enumerate(ids):
             self._seq_owner[seq_id] = (group, index)
@@ -109,13 +112,3 @@ class LLMEngine:
             if group.finished:
                 self._groups.pop(request_id, None)
         return results
-
-
-class _NullTokenizer:
-    """Stands in when there is no tokenizer (skip_tokenizer_init): text stays empty."""
-
-    def decode(self, token_ids, **kwargs) -> str:
-        return ""
-
-    def convert_ids_to_tokens(self, token_ids, **kwargs):
-        return [""] * len(token_ids)

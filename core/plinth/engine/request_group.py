@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 @dataclass
 class Completion:
     index: int
-    detokenizer: IncrementalDetokenizer
+    detokenizer: IncrementalDetokenizer | None  # None without a tokenizer: token ids only
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[dict[int, Logprob]] | None = None
     cumulative_logprob: float | None = None
@@ -32,11 +32,13 @@ class RequestGroup:
     """Folds engine outputs of one request's sibling sequences into RequestOutputs."""
 
     def __init__(self, request_id: str, prompt: str | None, prompt_token_ids: list[int],
-                 params: SamplingParams, tokenizer: PreTrainedTokenizerBase) -> None:
+                 params: SamplingParams, tokenizer: PreTrainedTokenizerBase | None) -> None:
         self.request_id, self.prompt, self.prompt_token_ids = request_id, prompt, prompt_token_ids
         self.params, self.tokenizer = params, tokenizer
-        self.completions = [Completion(i, IncrementalDetokenizer(tokenizer, prompt_token_ids, params))
-                            for i in range(params.n)]
+        self.completions = [
+            Completion(i, None if tokenizer is None else IncrementalDetokenizer(tokenizer, prompt_token_ids, params))
+            for i in range(params.n)]
+        self.num_finished = 0
         if params.logprobs is not None:
             for c in self.completions:
                 c.logprobs, c.cumulative_logprob = [], 0.0
@@ -45,7 +47,7 @@ class RequestGroup:
 
     @property
     def finished(self) -> bool:
-        return all(c.finish_reason is not None for c in self.completions)
+        return self.num_finished == len(self.completions)
 
     def apply(self, index: int, out: EngineOutput) -> str | None:
         """Add one engine output to completion ``index``; returns a matched stop string."""
@@ -56,19 +58,24 @@ class RequestGroup:
         c.token_ids.extend(out.new_token_ids)
         if c.logprobs is not None and out.logprobs is not None and out.new_token_ids:
             self._add_logprobs(c, out.logprobs)
-        stop_terminated = out.finish_reason == "stop"
-        matched = c.detokenizer.update(out.new_token_ids, stop_terminated=stop_terminated) \
-            if out.new_token_ids else None
+        matched = None
+        if c.detokenizer is not None and out.new_token_ids:
+            matched = c.detokenizer.update(out.new_token_ids, stop_terminated=out.finish_reason == "stop")
         if matched is not None:
-            c.finish_reason, c.stop_reason = "stop", matched
+            self._finish(c, "stop", matched)
         elif out.finish_reason is not None:
-            c.finish_reason, c.stop_reason = out.finish_reason, out.stop_reason
+            self._finish(c, out.finish_reason, out.stop_reason)
         return matched
+
+    def _finish(self, c: Completion, reason: str, stop_reason) -> None:
+        if c.finish_reason is None:
+            self.num_finished += 1
+        c.finish_reason, c.stop_reason = reason, stop_reason
 
     def abort(self) -> None:
         for c in self.completions:
             if c.finish_reason is None:
-                c.finish_reason = "abort"
+                self._finish(c, "abort", None)
 
     def _add_logprobs(self, c: Completion, row) -> None:
         c.logprobs.append(self._logprob_dict(row, self.params.logprobs))
@@ -77,10 +84,13 @@ class RequestGroup:
     def _logprob_dict(self, row, k: int) -> dict[int, Logprob]:
         """``(token_ids, logprobs, rank)`` with the chosen token first, then the top-k."""
         token_ids, logprobs, rank = row
-        entry = {token_ids[0]: Logprob(logprobs[0], rank, self.tokenizer.decode([token_ids[0]]))}
+        entry = {token_ids[0]: Logprob(logprobs[0], rank, self._text(token_ids[0]))}
         for j in range(1, k + 1):
-            entry.setdefault(token_ids[j], Logprob(logprobs[j], j, self.tokenizer.decode([token_ids[j]])))
+            entry.setdefault(token_ids[j], Logprob(logprobs[j], j, self._text(token_ids[j])))
         return entry
+
+    def _text(self, token_id: int) -> str | None:
+        return None if self.tokenizer is None else self.tokenizer.decode([token_id])
 
     def _prompt_logprob_dicts(self, rows) -> list[dict[int, Logprob] | None]:
         k = self.params.prompt_logprobs
@@ -96,7 +106,7 @@ class RequestGroup:
         outputs = []
         for c in self.completions:
             done = c.finish_reason is not None
-            text = c.detokenizer.get_next_output_text(done, delta)
+            text = "" if c.detokenizer is None else c.detokenizer.get_next_output_text(done, delta)
             start = c.sent_tokens if delta else 0
             c.sent_tokens = len(c.token_ids)
             logprobs = c.logprobs[start:] if c.logprobs is not None else None
