@@ -45,12 +45,16 @@ class LLM:
             raise ValueError(f"got {len(prompts)} prompts but {len(params_list)} sampling params; "
                              "pass one SamplingParams or one per prompt")
         order = []
-        for prompt, p in zip(prompts, params_list):
-            request_id = f"llm-{next(self._ids)}"
-            p = _final_only(p)
-            text_or_ids = prompt.get("prompt", prompt.get("prompt_token_ids")) if isinstance(prompt, dict) else prompt
-            self.llm_engine.add_request(request_id, text_or_ids, p)
-            order.append(request_id)
+        try:
+            for prompt, p in zip(prompts, params_list):
+                request_id = f"llm-{next(self._ids)}"
+                text_or_ids = prompt.get("prompt", prompt.get("prompt_token_ids")) if isinstance(prompt, dict) \
+                    else prompt
+                self.llm_engine.add_request(request_id, text_or_ids, _final_only(p))
+                order.append(request_id)
+        except BaseException:
+            self.llm_engine.abort_request(order)  # a bad prompt leaves nothing of this call behind
+            raise
         return self._run(order, use_tqdm)
 
     def chat(

@@ -98,3 +98,12 @@ def test_without_tokenizer_stop_strings_are_refused_clearly(tiny_llama):
         llm.generate([[5, 6, 7]], SamplingParams(max_tokens=2, stop=["x"]))
     out = llm.generate([[5, 6, 7]], SamplingParams(temperature=0, max_tokens=3, ignore_eos=True))[0].outputs[0]
     assert len(out.token_ids) == 3 and out.text == ""
+
+
+def test_a_bad_prompt_in_a_batch_leaves_nothing_behind(tiny_llama):
+    llm = _llm(tiny_llama, max_model_len=64)
+    with pytest.raises(ValueError, match="max_model_len"):
+        llm.generate([[5, 6, 7], list(range(3, 100))], SamplingParams(max_tokens=2))
+    assert not llm.llm_engine.has_unfinished_requests()
+    assert not llm.llm_engine.engine.has_unfinished_requests()
+    assert len(llm.generate([[5, 6, 7]], SamplingParams(max_tokens=2))) == 1
