@@ -15,7 +15,7 @@ static void decode_attention_t(T* out, int64_t os, const T* q, int64_t qs, const
   const int64_t row = kv_heads * D;  // elements between consecutive cache slots
   int64_t work = 0;
   for (int64_t i = 0; i < num; ++i) work += seq_lens[reqs[i]];
-  parallel_for(num * kv_heads, threads, work * heads * D >= kParallelElems, [&](int64_t item) {
+  parallel_for(num * kv_heads, threads, 2 * work * heads * D >= kParallelAttention, [&](int64_t item) {
     const int64_t i = item / kv_heads, h = item % kv_heads;
     const int64_t tok = tokens[i], req = reqs[i];
     const int64_t L = seq_lens[req];

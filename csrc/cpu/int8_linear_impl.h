@@ -16,7 +16,7 @@ static void int8_linear_t(T* out, const T* x, const int8_t* w, const float* scal
   }
   const float* xp = xf.data();
   const int64_t blocks = (N + 3) / 4;
-  parallel_for(blocks, threads, M * N * K >= (1 << 18), [&](int64_t b) {
+  parallel_for(blocks, threads, M * N * K >= kParallelAttention, [&](int64_t b) {
     thread_local std::vector<float> wbuf;
     wbuf.resize(size_t(4 * K));
     const int64_t n0 = b * 4, rows = std::min<int64_t>(4, N - n0);

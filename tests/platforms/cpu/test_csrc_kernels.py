@@ -105,16 +105,18 @@ def _metadata(query_lens, seq_lens, block_size, num_blocks, gen):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cache_dtype", DTYPES)
-@pytest.mark.parametrize("heads,kv_heads,head_size,block_size,window", [
-    (9, 3, 64, 16, None), (8, 8, 128, 32, None), (4, 1, 64, 16, 20), (6, 2, 32, 256, None)])
-def test_decode_attention(ops, dtype, cache_dtype, heads, kv_heads, head_size, block_size, window):
+@pytest.mark.parametrize("heads,kv_heads,head_size,block_size,window,long", [
+    (9, 3, 64, 16, None, False), (8, 8, 128, 32, None, False), (4, 1, 64, 16, 20, False),
+    (6, 2, 32, 256, None, False), (16, 2, 128, 16, 600, True)])  # long: big enough to run multi-threaded
+def test_decode_attention(ops, dtype, cache_dtype, heads, kv_heads, head_size, block_size, window, long):
     from plinth_cpu.attention import plan
 
     gen = torch.Generator().manual_seed(heads * head_size)
-    seq_lens = [1, 17, block_size, 3 * block_size + 5, 70]
-    md = _metadata([1, 1, 3, 1, 1], seq_lens, block_size, 64, gen)  # request 2 is a small prefill
-    kv = _r(gen, 2, 64, block_size, kv_heads, head_size, dtype=DTYPES[cache_dtype])
-    used = torch.zeros(2, 64 * block_size, dtype=torch.bool)
+    seq_lens = [1, 17, block_size, 3 * block_size + 5, 70] if not long else [700, 650, 40, 701, 699]
+    blocks = 64 if not long else 240
+    md = _metadata([1, 1, 3, 1, 1], seq_lens, block_size, blocks, gen)  # request 2 is a small prefill
+    kv = _r(gen, 2, blocks, block_size, kv_heads, head_size, dtype=DTYPES[cache_dtype])
+    used = torch.zeros(2, blocks * block_size, dtype=torch.bool)
     for i, n in enumerate(seq_lens):
         for p in range(n):
             used[:, int(md.block_table[i, p // block_size]) * block_size + p % block_size] = True
