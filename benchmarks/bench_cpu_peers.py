@@ -90,7 +90,9 @@ def run_vllm(prompts, output_len, dtype):
 def run_llamacpp(prompts, output_len, dtype):
     from llama_cpp import Llama
 
-    llm = Llama(model_path=_gguf_file(), n_ctx=1024, n_threads=os.cpu_count(), n_batch=512, verbose=False)
+    threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    llm = Llama(model_path=_gguf_file(), n_ctx=1024, n_threads=threads, n_threads_batch=threads, n_batch=512,
+                verbose=False)
     no_eos = {llm.token_eos(): float("-inf")}
 
     def one(p):
@@ -147,8 +149,8 @@ def launch(engine: str, args) -> dict:
     if not Path(python).exists():
         return {"error": f"{python} not found: create the peer venv (see this script's docstring)"}
     env = dict(os.environ, PLINTH_CPU_KERNELS="reference" if engine == "plinth-reference" else "auto",
-               VLLM_CPU_KVCACHE_SPACE="4", VLLM_CPU_OMP_THREADS_BIND=f"0-{(os.cpu_count() or 1) - 1}",
-               PLINTH_C1_GGUF=_gguf_file())
+               VLLM_CPU_KVCACHE_SPACE="4", VLLM_CPU_OMP_THREADS_BIND=f"0-{args.threads - 1}",
+               OMP_NUM_THREADS=str(args.threads), PLINTH_C1_GGUF=_gguf_file())
     cmd = [python, __file__, "--worker", engine, "--dtype", args.dtype, "--num-prompts", str(args.num_prompts),
            "--input-len", str(args.input_len), "--output-len", str(args.output_len)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
@@ -168,6 +170,8 @@ def main() -> None:
     parser.add_argument("--output-len", type=int, default=128)
     parser.add_argument("--vllm-python", default="/tmp/peer-vllm/bin/python")
     parser.add_argument("--llamacpp-python", default="/tmp/peer-llamacpp/bin/python")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="threads for every engine (OMP_NUM_THREADS, llama.cpp n_threads, vLLM core binding)")
     parser.add_argument("--timeout", type=int, default=1200)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -175,8 +179,8 @@ def main() -> None:
     if args.worker:
         return worker(args.worker, args)
     results = {"meta": {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "dtype": args.dtype,
-                        "load_average_start": os.getloadavg()[0]}}
-    print(f"# C1 {args.num_prompts} x {args.input_len}/{args.output_len}, {args.dtype}, load average "
+                        "threads": args.threads, "load_average_start": os.getloadavg()[0]}}
+    print(f"# C1 {args.num_prompts} x {args.input_len}/{args.output_len}, {args.dtype}, {args.threads} threads, load "
           f"{os.getloadavg()[0]:.2f}", flush=True)
     for engine in args.engines.split(","):
         r = launch(engine, args)
