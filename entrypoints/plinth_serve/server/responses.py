@@ -135,13 +135,23 @@ class HealthResponse(BaseModel):
     status: Literal["ok"]
 
 
+# One server-sent event (`data: <json chunk>` or `data: [DONE]`), as OpenAPI 3.2's itemSchema
+# describes streams and schemathesis validates them event by event.
+SSE_EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"},
+                   "retry": {"type": "integer"}},
+    "required": ["data"],
+}
+
+
 def documented(model: type[BaseModel] | None, *statuses: int, stream: bool = False) -> dict:
     """The ``responses=`` of a route: its 200 body and the error statuses it can answer."""
     ok: dict[str, Any] = {"description": "Success"}
     if model is not None:
         ok["model"] = model
     if stream:
-        ok["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        ok["content"] = {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}}
     out: dict[int | str, Any] = {200: ok}
     for status in statuses:
         out[status] = {"model": ErrorResponse, "description": _STATUS_TEXT[status]}
