@@ -8,6 +8,7 @@ Timings alternate between the two implementations; medians of ``--reps`` runs.
     python benchmarks/bench_cpu_kernels.py [--dtype bfloat16] [--isa avx512,avx2,portable]
 """
 
+# ruff: noqa: B023 - each timed lambda runs inside its own loop iteration
 from __future__ import annotations
 
 import argparse

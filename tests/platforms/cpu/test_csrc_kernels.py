@@ -137,7 +137,7 @@ def test_decode_attention(ops, dtype, cache_dtype, heads, kv_heads, head_size, b
 
 def test_portable_path_equals_best(poisoned):
     gen = torch.Generator().manual_seed(0)
-    x, w = _r(gen, 33, 576, dtype=torch.float32), _r(gen, 576, dtype=torch.float32)
+    x = _r(gen, 33, 576, dtype=torch.float32)
     results = {}
     for isa in ISAS:
         STATUS.module.set_isa(isa)
