@@ -6,9 +6,8 @@ from functools import cached_property
 
 import torch
 
-from plinth.platform import Capabilities, ConfigPatch, Feature, GraphRunner, KernelRegistry, Platform
+from plinth.platform import Capabilities, ConfigPatch, Feature, GraphRunner, KernelRegistry, Platform, StreamGraphRunner
 from plinth_cuda.device import CudaDeviceOps
-from plinth_cuda.graph_runner import CudaGraphRunner
 from plinth_triton.attention_backend import TritonAttentionBackend
 
 #: decode batch sizes captured by default (vLLM's ladder up to 512)
@@ -73,7 +72,7 @@ class CudaPlatform(Platform):
 
     def graph_runner(self, config) -> GraphRunner:
         if config.graph.mode == "cuda_graph":
-            return CudaGraphRunner()
+            return StreamGraphRunner(torch.cuda, torch.cuda.CUDAGraph, mode="cuda_graph")
         from plinth.platform import EagerGraphRunner
 
         return EagerGraphRunner()
