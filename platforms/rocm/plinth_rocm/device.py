@@ -4,46 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from plinth.platform import DeviceOps
+from plinth_triton.cuda_namespace_device import CudaNamespaceDeviceOps
 
 
-class RocmDeviceOps(DeviceOps):
-    device_type = "cuda"  # ROCm builds of torch name HIP devices "cuda"
-
-    def torch_device(self, index: int = 0) -> torch.device:
-        return torch.device("cuda", index)
-
-    def device_count(self) -> int:
-        return torch.cuda.device_count()
-
-    def device_name(self, index: int = 0) -> str:
-        return torch.cuda.get_device_name(index)
-
+class RocmDeviceOps(CudaNamespaceDeviceOps):
     def gcn_arch(self, index: int = 0) -> str:
         """``gfx942`` (MI300X/MI325X), ``gfx90a`` (MI200), ``gfx1100`` (RDNA3), ..."""
         return getattr(torch.cuda.get_device_properties(index), "gcnArchName", "unknown").split(":")[0]
-
-    def multiprocessor_count(self, index: int = 0) -> int:
-        return torch.cuda.get_device_properties(index).multi_processor_count  # compute units
-
-    def total_memory(self, index: int = 0) -> int:
-        return int(torch.cuda.mem_get_info(index)[1])
-
-    def free_memory(self, index: int = 0) -> int:
-        return int(torch.cuda.mem_get_info(index)[0])
-
-    def synchronize(self, index: int | None = None) -> None:
-        torch.cuda.synchronize(index)
-
-    def empty_cache(self) -> None:
-        torch.cuda.empty_cache()
-
-    def set_device(self, index: int) -> None:
-        torch.cuda.set_device(index)
-
-    def seed(self, seed: int) -> None:
-        torch.manual_seed(seed)
-        torch.cuda.manual_seed_all(seed)
-
-    def pin_memory_supported(self) -> bool:
-        return True
