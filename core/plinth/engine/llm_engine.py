@@ -16,6 +16,7 @@ from plinth.platform import Feature, select_platform
 from plinth.platform.configure import apply_config_patch
 from plinth.runner.model_runner import ModelRunner
 from plinth.sampling_params import SamplingParams
+from plinth.sched.request import sibling_request_ids
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class LLMEngine:
             group = self._groups.pop(request_id, None)
             if group is None:
                 continue
-            seq_ids = [s for s, (g, _) in self._seq_owner.items() if g is group]
+            seq_ids = sibling_request_ids(request_id, group.params.n)
             self.engine.abort_request(seq_ids)
             for s in seq_ids:
                 self._seq_owner.pop(s, None)
