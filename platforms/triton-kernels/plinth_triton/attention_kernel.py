@@ -36,7 +36,9 @@ def _find_request(qsl_ptr, target, num_reqs, BLOCK_Q: tl.constexpr):
     return lo - 1
 
 
-@triton.jit
+# Request and token counts change every step: specialising on them (== 1, divisible by 16) would
+# compile new variants in the middle of a run, so they stay plain runtime integers.
+@triton.jit(do_not_specialize=["num_reqs", "num_tokens"])
 def _paged_attention_kernel(
     q_ptr, k_ptr, v_ptr, out_ptr, part_ptr, ml_ptr,
     block_table_ptr, seq_lens_ptr, qsl_ptr,
@@ -132,7 +134,7 @@ def _paged_attention_kernel(
         tl.store(ml_ptr + row * 2 + 1, l_i, mask=row_ok)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_reqs", "num_tokens"])
 def _merge_splits_kernel(
     out_ptr, part_ptr, ml_ptr, qsl_ptr, num_reqs, num_tokens, stride_ot, stride_oh,
     NUM_HEADS: tl.constexpr, HEAD: tl.constexpr, HEAD_P2: tl.constexpr, NUM_SPLITS: tl.constexpr,

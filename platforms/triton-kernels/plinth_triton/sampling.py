@@ -28,7 +28,7 @@ def _mix32(x):
     return x
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_splits"])  # the split count follows the batch size
 def _sample_partial_kernel(
     logits_ptr, stride_row, temp_ptr, seed_ptr, best_val_ptr, best_idx_ptr,
     vocab, chunk, num_splits,
@@ -70,7 +70,7 @@ def _sample_partial_kernel(
     tl.store(best_idx_ptr + row * num_splits + split, idx)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["num_splits"])
 def _sample_reduce_kernel(best_val_ptr, best_idx_ptr, out_ptr, num_splits, SPLITS: tl.constexpr):
     row = tl.program_id(0)
     offs = tl.arange(0, SPLITS)
@@ -85,9 +85,12 @@ def _sample_reduce_kernel(best_val_ptr, best_idx_ptr, out_ptr, num_splits, SPLIT
     tl.store(out_ptr + row, best.to(tl.int64))
 
 
+_MAX_SPLITS = 64  # one reduce variant for every batch size (a new one would compile mid-run)
+
+
 def _num_splits(rows: int, vocab: int, block: int) -> int:
     target = max(1, 512 // max(rows, 1))  # ~512 programs keep every SM busy
-    return max(1, min(target, triton.cdiv(vocab, 4 * block), 64))
+    return max(1, min(target, triton.cdiv(vocab, 4 * block), _MAX_SPLITS))
 
 
 def sample(logits: torch.Tensor, temperature: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
@@ -113,5 +116,5 @@ def sample(logits: torch.Tensor, temperature: torch.Tensor, seeds: torch.Tensor)
         BLOCK=block, num_warps=8,
     )
     _sample_reduce_kernel[(rows,)](best_val, best_idx, out, splits,
-                                   SPLITS=max(triton.next_power_of_2(splits), 2), num_warps=1)
+                                   SPLITS=_MAX_SPLITS, num_warps=1)
     return out

@@ -1,0 +1,142 @@
+"""Where a throughput run's wall time goes: device busy vs idle, kernels by name, prefill vs decode.
+
+Runs one BENCHMARKS.md workload through ``LLM.generate`` (same set-up as ``plinth bench
+throughput``) under ``torch.profiler`` with device activity only (CUPTI; no host-op
+recording, so the host path runs at its normal speed), then reports from the trace:
+
+- wall time, device-busy time (union of kernel and copy intervals) and idle time;
+- idle time split by step kind (prefill/mixed steps vs uniform-decode steps), from a
+  host timeline of ``Scheduler.schedule`` calls;
+- device time per kernel name (top 25), grouped coarsely (attention, GEMM, sampling, ...).
+
+    python benchmarks/profile_step_timeline.py --workload T3 --device cuda --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections import defaultdict
+
+GROUPS = (("attention", ("attn", "attention")), ("gemm", ("gemm", "gemv", "sm90", "cutlass", "xmma", "splitk")),
+          ("sampling", ("sample", "argmax", "softmax", "exponential")), ("norm", ("rms", "norm")),
+          ("rotary", ("rotary", "rope")), ("kv_write", ("write_kv", "reshape_and_cache", "kv_write")),
+          ("act", ("silu", "act_and_mul")), ("copy", ("memcpy", "copy", "memset", "index", "gather")))
+
+
+def group_of(name: str) -> str:
+    low = name.lower()
+    for group, keys in GROUPS:
+        if any(k in low for k in keys):
+            return group
+    return "other"
+
+
+def merge(intervals):
+    """Union length and the merged list of (start, end) intervals."""
+    merged = []
+    for s, e in sorted(intervals):
+        if merged and s <= merged[-1][1]:
+            if e > merged[-1][1]:
+                merged[-1][1] = e
+        else:
+            merged.append([s, e])
+    return merged
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workload", default="T3")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--num-requests", type=int)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from plinth.bench.runner import BenchOptions, _make_llm, _params
+    from plinth.bench.workloads import build_workload
+
+    workload = build_workload(args.workload, args.num_requests)
+    llm, _ = _make_llm(workload, BenchOptions(device=args.device))
+    warm = workload.requests[:4]
+    llm.generate([{"prompt_token_ids": r.prompt_token_ids} for r in warm],
+                 [_params(workload, 16) for r in warm])
+    scheduler = llm.llm_engine.engine.scheduler
+    timeline: list[tuple[float, int, int]] = []  # (perf_counter ns at schedule, tokens, requests)
+    schedule = scheduler.schedule
+
+    def timed_schedule():
+        out = schedule()
+        timeline.append((time.perf_counter_ns(), out.total_num_scheduled_tokens, len(out.num_scheduled_tokens)))
+        return out
+
+    scheduler.schedule = timed_schedule
+    prompts = [{"prompt_token_ids": r.prompt_token_ids} for r in workload.requests]
+    params = [_params(workload, r.max_tokens) for r in workload.requests]
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        t0_ns = time.perf_counter_ns()
+        outputs = llm.generate(prompts, params)
+        torch.cuda.synchronize()
+        t1_ns = time.perf_counter_ns()
+    wall = (t1_ns - t0_ns) / 1e9
+    out_tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trace.json")
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            trace = json.load(f)
+    events = [e for e in trace["traceEvents"] if e.get("ph") == "X" and e.get("cat") in
+              ("kernel", "gpu_memcpy", "gpu_memset")]
+    by_name: dict[str, float] = defaultdict(float)
+    by_group: dict[str, float] = defaultdict(float)
+    for e in events:
+        by_name[e["name"][:90]] += e["dur"]
+        by_group[group_of(e["name"]) if e["cat"] == "kernel" else "copy"] += e["dur"]
+    merged = merge([(e["ts"], e["ts"] + e["dur"]) for e in events])
+    busy_us = sum(e - s for s, e in merged)
+    # align the trace clock (µs) with perf_counter: the first and last device activity bound the run
+    first_us, last_us = merged[0][0], merged[-1][1]
+    # device idle between consecutive busy intervals, attributed to the step kind scheduled last
+    # before the gap (host timeline mapped onto the trace by the run's start)
+    steps = [((ns - t0_ns) / 1e3 + first_us, tok, req) for ns, tok, req in timeline]
+    idle = {"decode": 0.0, "prefill_or_mixed": 0.0}
+    busy = {"decode": 0.0, "prefill_or_mixed": 0.0}
+    j = 0
+    prev_end = None
+    for s, e in merged:
+        while j + 1 < len(steps) and steps[j + 1][0] <= s:
+            j += 1
+        kind = "decode" if steps and steps[j][1] == steps[j][2] else "prefill_or_mixed"
+        if prev_end is not None:
+            idle[kind] += s - prev_end
+        busy[kind] += e - s
+        prev_end = e
+    decode_steps = sum(1 for _, tok, req in timeline if tok == req and tok)
+    result = {
+        "workload": workload.name, "output_tokens": out_tokens, "wall_s": round(wall, 3),
+        "output_tok_s": round(out_tokens / wall, 1),
+        "device_busy_s": round(busy_us / 1e6, 3), "device_span_s": round((last_us - first_us) / 1e6, 3),
+        "device_idle_s": round((last_us - first_us - busy_us) / 1e6, 3),
+        "busy_s_by_step_kind": {k: round(v / 1e6, 3) for k, v in busy.items()},
+        "idle_s_by_step_kind": {k: round(v / 1e6, 3) for k, v in idle.items()},
+        "steps": len(timeline), "decode_steps": decode_steps,
+        "device_s_by_group": {k: round(v / 1e6, 3) for k, v in sorted(by_group.items(), key=lambda kv: -kv[1])},
+        "top_kernels_s": {k: round(v / 1e6, 4) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])[:25]},
+        "decode_profile": llm.llm_engine.runner.decode_stats,
+    }
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
