@@ -159,8 +159,14 @@ def _merge_splits_kernel(
              mask=offs_d < HEAD)
 
 
-def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dtype) -> tuple[int, int, int]:
-    """``(BLOCK_M, BLOCK_Q, TILE_N)`` for a batch: small row tiles for decode, large for prefill."""
+def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dtype,
+                num_reqs: int = 0, num_splits: int = 1) -> tuple[int, int, int]:
+    """``(BLOCK_M, BLOCK_Q, TILE_N)`` for a batch: small row tiles for decode, large for prefill.
+
+    Wide decode batches (128+ requests, no split) stream 128-token KV tiles: on the H100 that
+    reads the cache at 2.61 TB/s vs 2.42 with 64-token tiles (batch 256, contexts 200-1600,
+    ``benchmarks/bench_attention_configs.py``); smaller batches keep 64.
+    """
     group_p2 = triton.next_power_of_2(group)
     if max_query_len == 1:
         block_m = max(16, group_p2)
@@ -169,6 +175,8 @@ def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dty
     else:
         block_m = max(64 if max_query_len <= 64 else 128, group_p2)
     tile_n = 32 if (head_size > 128 or dtype == torch.float32) else 64
+    if max_query_len == 1 and tile_n == 64 and num_reqs >= 128 and num_splits == 1:
+        tile_n = 128
     return block_m, max(1, block_m // group), tile_n
 
 
@@ -182,12 +190,12 @@ def paged_attention(
     num_tokens, num_heads, head_size = query.shape
     num_kv_heads = kv_cache.shape[3]
     group = num_heads // num_kv_heads
-    block_m, block_q, tile_n = plan_blocks(group, head_size, max_query_len, query.dtype)
+    num_splits = num_splits if max_query_len == 1 else 1
+    block_m, block_q, tile_n = plan_blocks(group, head_size, max_query_len, query.dtype, num_reqs, num_splits)
     head_p2 = triton.next_power_of_2(head_size)
     k_cache, v_cache = kv_cache[0], kv_cache[1]
     if query.stride(2) != 1 or out.stride(2) != 1 or k_cache.stride(3) != 1:
         raise ValueError("paged_attention needs the head dimension contiguous in query, out and the cache")
-    num_splits = num_splits if max_query_len == 1 else 1
     if num_splits > 1:
         part = torch.empty(num_splits * num_tokens * num_heads, head_p2, dtype=torch.float32, device=query.device)
         ml = torch.empty(num_splits * num_tokens * num_heads, 2, dtype=torch.float32, device=query.device)
@@ -204,7 +212,8 @@ def paged_attention(
         NUM_HEADS=num_heads, BLOCK_SIZE=kv_cache.shape[2], GROUP=group, HEAD=head_size, HEAD_P2=head_p2,
         BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=num_splits,
         WINDOW=int(sliding_window or 0), USE_CAP=bool(logits_soft_cap), IEEE=ieee,
-        num_warps=8 if prefill and block_m >= 128 else 4, num_stages=2 if ieee or head_size > 128 else 3,
+        num_warps=8 if prefill and block_m >= 128 else 4,
+        num_stages=2 if ieee or head_size > 128 or max_query_len == 1 else 3,  # decode: 2 measured best
     )
     if num_splits > 1:
         _merge_splits_kernel[(num_tokens, num_heads)](

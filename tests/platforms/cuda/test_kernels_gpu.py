@@ -44,6 +44,16 @@ def test_split_kv_decode(splits, dtype):
                     num_splits=splits, pad_tokens=2)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("group", "head_size"), [(2, 128), (4, 64), (1, 256)])
+def test_wide_decode_batch(group, head_size, dtype):
+    """128+ decode requests take the wide-tile plan (TILE_N 128 where the head fits)."""
+    rng = torch.Generator().manual_seed(group * 1000 + head_size)
+    contexts = torch.randint(0, 900, (160,), generator=rng).tolist()
+    check_attention([(c, 1) for c in contexts], group=group, head_size=head_size, block_size=16, dtype=dtype,
+                    device=CUDA, pad_tokens=3)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 def test_window_and_soft_cap(dtype):
     check_attention(_shapes("mixed", 16), group=4, head_size=64, block_size=16, dtype=dtype, device=CUDA,

@@ -1,0 +1,118 @@
+"""Decode attention tile sweep: time and KV bandwidth of the paged kernel per launch configuration.
+
+Runs ``plinth_triton.attention_kernel._paged_attention_kernel`` directly on decode batches
+(T3-like: Qwen3-0.6B heads, batch 256, contexts U[lo, hi]; L1-like: Llama-8B heads, batch 1,
+context 1024 with split-KV) for a grid of (TILE_N, num_warps, num_stages) and prints the
+median time (CUDA events) and the KV bytes read per second. The current plan is marked.
+
+    python benchmarks/bench_attention_configs.py [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+
+import torch
+import triton
+
+from plinth_triton.attention_kernel import _merge_splits_kernel, _paged_attention_kernel, plan_blocks
+
+
+def make_batch(num_reqs, ctx_lo, ctx_hi, heads, kv_heads, head, block_size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ctx = torch.randint(ctx_lo, ctx_hi + 1, (num_reqs,), generator=g)
+    blocks_per = (ctx + block_size - 1) // block_size
+    total_blocks = int(blocks_per.sum()) + 1
+    perm = torch.randperm(total_blocks, generator=g)
+    table = torch.zeros(num_reqs, int(blocks_per.max()), dtype=torch.int32)
+    at = 0
+    for i, n in enumerate(blocks_per.tolist()):
+        table[i, :n] = perm[at: at + n]
+        at += n
+    kv = torch.randn(2, total_blocks, block_size, kv_heads, head, dtype=torch.bfloat16, device="cuda")
+    q = torch.randn(num_reqs, heads, head, dtype=torch.bfloat16, device="cuda")
+    qsl = torch.arange(num_reqs + 1, dtype=torch.int32, device="cuda")
+    return q, kv, table.cuda(), ctx.to(torch.int32).cuda(), qsl, int(ctx.sum()) * kv_heads * head * 2 * 2
+
+
+def launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits):
+    num_tokens, heads, head = q.shape
+    kv_heads = kv.shape[3]
+    group = heads // kv_heads
+    block_m, block_q, _ = plan_blocks(group, head, 1, q.dtype)
+    out = torch.empty_like(q)
+    if splits > 1:
+        part = torch.empty(splits * num_tokens * heads, head, dtype=torch.float32, device=q.device)
+        ml = torch.empty(splits * num_tokens * heads, 2, dtype=torch.float32, device=q.device)
+    else:
+        part = ml = out
+    k, v = kv[0], kv[1]
+    grid = (num_tokens // block_q + num_tokens, kv_heads, splits)
+
+    def run():
+        _paged_attention_kernel[grid](
+            q, k, v, out, part, ml, table, seq_lens, qsl, head ** -0.5, 1.0, num_tokens, num_tokens,
+            q.stride(0), q.stride(1), out.stride(0), out.stride(1), k.stride(0), k.stride(1), k.stride(2),
+            table.stride(0), NUM_HEADS=heads, BLOCK_SIZE=kv.shape[2], GROUP=group, HEAD=head, HEAD_P2=head,
+            BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=splits, WINDOW=0, USE_CAP=False,
+            IEEE=False, num_warps=warps, num_stages=stages)
+        if splits > 1:
+            _merge_splits_kernel[(num_tokens, heads)](out, part, ml, qsl, num_tokens, num_tokens, out.stride(0),
+                                                      out.stride(1), NUM_HEADS=heads, HEAD=head, HEAD_P2=head,
+                                                      NUM_SPLITS=splits, num_warps=4)
+    return run
+
+
+def time_ms(fn, reps=30):
+    fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    cases = {
+        "T3 decode b256 ctx U[200,1600]": (dict(num_reqs=256, ctx_lo=200, ctx_hi=1600, heads=16, kv_heads=8,
+                                                head=128), [1]),
+        "T3 decode b64 ctx U[600,2000]": (dict(num_reqs=64, ctx_lo=600, ctx_hi=2000, heads=16, kv_heads=8,
+                                               head=128), [1, 2]),
+        "L1 decode b1 ctx 1100": (dict(num_reqs=1, ctx_lo=1100, ctx_hi=1100, heads=32, kv_heads=8, head=128),
+                                  [8, 16, 32]),
+    }
+    results = {}
+    for name, (shape, split_options) in cases.items():
+        q, kv, table, seq_lens, qsl, kv_bytes = make_batch(**shape)
+        rows = []
+        for tile_n, warps, stages, splits in itertools.product((32, 64, 128), (2, 4, 8), (2, 3, 4), split_options):
+            try:
+                ms = time_ms(launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits))
+            except (triton.runtime.errors.OutOfResources, RuntimeError) as exc:
+                rows.append({"tile_n": tile_n, "warps": warps, "stages": stages, "splits": splits,
+                             "error": type(exc).__name__})
+                continue
+            rows.append({"tile_n": tile_n, "warps": warps, "stages": stages, "splits": splits,
+                         "ms": round(ms, 4), "GB_s": round(kv_bytes / ms / 1e6, 1)})
+        ok = sorted((r for r in rows if "ms" in r), key=lambda r: r["ms"])
+        results[name] = {"kv_MB": round(kv_bytes / 1e6, 1), "best": ok[:5],
+                         "current(64,4,3)": [r for r in rows if (r["tile_n"], r["warps"], r["stages"]) == (64, 4, 3)]}
+        print(name, json.dumps(results[name], indent=1), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
