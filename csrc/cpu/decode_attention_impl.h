@@ -91,13 +91,22 @@ static void decode_attention(void* out, int64_t os, const void* q, int64_t qs, c
                              const int64_t* reqs, int64_t num, int64_t heads, int64_t kv_heads, int64_t D,
                              int64_t block_size, float scale, int64_t window, int dtype, int cache_dtype,
                              int threads) {
+#ifdef PLINTH_AVX512_INTRINSICS
+#define PLINTH_DECODE(T, Tc)                                                                                     \
+  if (decode_attention_avx512((T*)out, os, (const T*)q, qs, (const Tc*)kc, (const Tc*)vc, bt, bts, seq_lens,       \
+                              tokens, reqs, num, heads, kv_heads, D, block_size, scale, window, threads))          \
+    return;                                                                                                      \
+  decode_attention_t((T*)out, os, (const T*)q, qs, (const Tc*)kc, (const Tc*)vc, bt, bts, seq_lens, tokens, reqs, \
+                     num, heads, kv_heads, D, block_size, scale, window, threads)
+#else
 #define PLINTH_DECODE(T, Tc)                                                                                     \
   decode_attention_t((T*)out, os, (const T*)q, qs, (const Tc*)kc, (const Tc*)vc, bt, bts, seq_lens, tokens, reqs, \
                      num, heads, kv_heads, D, block_size, scale, window, threads)
+#endif
   if (dtype == kBF16) {
-    if (cache_dtype == kBF16) PLINTH_DECODE(bf16, bf16); else PLINTH_DECODE(bf16, float);
+    if (cache_dtype == kBF16) { PLINTH_DECODE(bf16, bf16); } else { PLINTH_DECODE(bf16, float); }
   } else {
-    if (cache_dtype == kBF16) PLINTH_DECODE(float, bf16); else PLINTH_DECODE(float, float);
+    if (cache_dtype == kBF16) { PLINTH_DECODE(float, bf16); } else { PLINTH_DECODE(float, float); }
   }
 #undef PLINTH_DECODE
 }

@@ -9,6 +9,7 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,prefer-vector-width=512")
 #endif
 #define PLINTH_ISA avx512
+#define PLINTH_AVX512_INTRINSICS
 #include "kernels_impl.h"
 #if defined(__clang__)
 #pragma clang attribute pop

@@ -207,6 +207,9 @@ static void write_kv(void* kc, void* vc, const void* k, const void* v, const int
 #undef PLINTH_WRITE
 }
 
+#ifdef PLINTH_AVX512_INTRINSICS
+#include "decode_attention_avx512.h"
+#endif
 #include "decode_attention_impl.h"
 #include "int8_linear_impl.h"
 

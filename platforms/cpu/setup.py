@@ -59,6 +59,7 @@ def extensions() -> list:
         "plinth_cpu._C",
         sources=[f"../../csrc/cpu/{s}" for s in SOURCES],
         include_dirs=[pybind11.get_include(), str(CSRC)],
+        depends=[f"../../csrc/cpu/{h.name}" for h in sorted(CSRC.glob("*.h"))],
         language="c++",
         extra_compile_args=["-std=c++17", "-O3", "-fvisibility=hidden", "-fno-math-errno", "-fno-trapping-math", *openmp],
         extra_link_args=openmp,

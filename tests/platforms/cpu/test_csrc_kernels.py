@@ -107,7 +107,8 @@ def _metadata(query_lens, seq_lens, block_size, num_blocks, gen):
 @pytest.mark.parametrize("cache_dtype", DTYPES)
 @pytest.mark.parametrize("heads,kv_heads,head_size,block_size,window,long", [
     (9, 3, 64, 16, None, False), (8, 8, 128, 32, None, False), (4, 1, 64, 16, 20, False),
-    (6, 2, 32, 256, None, False), (16, 2, 128, 16, 600, True)])  # long: big enough to run multi-threaded
+    (6, 2, 32, 256, None, False), (16, 2, 128, 16, 600, True),
+    (10, 2, 80, 16, None, False), (2, 1, 256, 16, 30, False), (3, 3, 40, 16, None, False)])  # long: big enough to run multi-threaded
 def test_decode_attention(ops, dtype, cache_dtype, heads, kv_heads, head_size, block_size, window, long):
     from plinth_cpu.attention import plan
 
