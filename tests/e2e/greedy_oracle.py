@@ -12,15 +12,15 @@ def hf_greedy(model, prompt: list[int], max_tokens: int) -> tuple[list[int], lis
     A plain loop over HF's forward with its own KV cache: no generation-config logic
     (EOS suppression, min_new_tokens) can change what the model itself prefers.
     """
-    ids = torch.tensor([prompt])
+    ids = torch.tensor([prompt], device=model.device)
     out = model(ids, use_cache=True)
     tokens, logits = [], []
     for _ in range(max_tokens):
-        step_logits = out.logits[0, -1].float()
+        step_logits = out.logits[0, -1].float().cpu()
         token = int(step_logits.argmax())
         tokens.append(token)
         logits.append(step_logits)
-        out = model(torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
+        out = model(torch.tensor([[token]], device=model.device), past_key_values=out.past_key_values, use_cache=True)
     return tokens, logits
 
 

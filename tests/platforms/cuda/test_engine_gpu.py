@@ -55,3 +55,22 @@ def test_chunked_prefill_and_small_budget(tmp_path):
     _, chunked = _generate(path, prompts, max_num_batched_tokens=16, max_num_seqs=4)
     _, plain = _generate(path, prompts, enforce_eager=True)
     assert chunked == plain
+
+
+def test_qwen3_06b_shape_greedy_equals_transformers(tmp_path):
+    """The T3 model shape (Qwen3-0.6B: 28 layers, vocab 151,936) with shared random weights saved to
+    safetensors and loaded by both engines; float32 so that only real differences change a token."""
+    from plinth.bench.workloads import MODEL_SHAPES
+
+    shape = {k: v for k, v in MODEL_SHAPES["qwen3-0.6b"].items() if k not in ("architectures", "model_type")}
+    shape.update(torch_dtype="float32", max_position_embeddings=4096)
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        hf = transformers.Qwen3ForCausalLM(transformers.Qwen3Config(**shape)).eval()
+    hf.save_pretrained(tmp_path / "qwen3-0.6b")  # safetensors
+    rng = random.Random(3)
+    prompts = [[rng.randrange(3, 150_000) for _ in range(n)] for n in (5, 37, 200)]
+    _, ours = _generate(tmp_path / "qwen3-0.6b", prompts, max_num_seqs=8)
+    for prompt, tokens in zip(prompts, ours):
+        ref, ref_logits = hf_greedy(hf, prompt, STEPS)
+        assert_same_greedy(tokens, ref, ref_logits)
