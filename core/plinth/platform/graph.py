@@ -32,12 +32,16 @@ class GraphRunner(ABC):
 
     #: (API 1.1) True when every step must have the exact shapes of a padded descriptor,
     #: as on XLA, where each new tensor shape compiles a new program. The runner then pads
-    #: every step through :meth:`pad` (not only uniform decode), uploads whole padded
-    #: buffers (``[num_reqs]`` rows of a block table whose width never changes, not a
-    #: ``[real_reqs, max_blocks]`` slice), computes logits and samples for all padded
-    #: request rows (discarding padding rows on the host), and passes no per-step Python
-    #: number into the traced step except through tensors. Default False: the runner
-    #: may use exact, unpadded shapes outside captured steps.
+    #: every step through :meth:`pad` (not only uniform decode; ``num_reqs`` must pad to the
+    #: runner's request capacity), uploads its input buffers whole (the block table too, with
+    #: its fixed width) and makes every view of them inside the step, so that a step runs the
+    #: very function :meth:`capture` saw (the descriptor's padded sizes stand for the batch's
+    #: lengths: no per-step Python number reaches the step except through tensors). The step
+    #: returns ``(hidden, hidden rows of the padded requests)``; logits and sampling run on all
+    #: padded request rows (padding rows' tokens are discarded on the host), and after
+    #: :meth:`capture` the runner samples one dummy step greedily through :meth:`run` so
+    #: that greedy sampling compiles at start-up too. Default False: the runner may use
+    #: exact, unpadded shapes outside captured steps.
     static_shapes: bool = False
 
     @abstractmethod

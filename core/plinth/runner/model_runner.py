@@ -20,6 +20,7 @@ from plinth.runner.request_state import RequestState, needs_output_history
 from plinth.runner.sampler import Sampler
 from plinth.runner.sampling_metadata import SamplingMetadata, make_generator
 from plinth.runner.step_inputs import InputBuffers, StepInputs
+from plinth.sampling_params import SamplingParams
 from plinth.sched.outputs import RunnerOutput, SchedulerOutput
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class ModelRunner:
         self.kv_caches = allocate_kv_caches(backend, specs, self.num_kv_blocks, self.kv_dtype, self.device)
         self.backend = backend
         self.graph_runner = platform.graph_runner(config)
+        self.static_shapes = self.graph_runner.static_shapes  # pad every step, upload and sample whole buffers
         self.sampler = Sampler(sample_op=self._resolve_sample_op(kernels))
         self.eos_token_ids = list(model_config.eos_token_ids)
         self.vocab_size = hf.vocab_size
@@ -96,20 +98,37 @@ class ModelRunner:
             metadata = self.buffers.dummy_metadata(sizes[0], self.model_config.max_model_len)
             del metadata
             self.graph_runner.capture(self._decode_step, [BatchDescriptor(s, s, True) for s in sizes])
+            if self.static_shapes:
+                self._warm_up_sampling(BatchDescriptor(sizes[-1], sizes[-1], True))
         self.platform.device.synchronize()
         return time.perf_counter() - start
 
-    def _decode_step(self, descriptor: BatchDescriptor) -> torch.Tensor:
-        """A uniform-decode forward over the persistent buffers, as a graph captures it."""
-        n = descriptor.num_reqs
-        md = self.buffers.metadata_view(n, descriptor.num_tokens, descriptor.num_tokens, 1,
-                                    self.model_config.max_model_len)
-        return self._run_model(md, descriptor.num_tokens)
+    def _warm_up_sampling(self, descriptor: BatchDescriptor) -> None:
+        """Static shapes: one dummy step sampled greedily as ``_launch`` samples, so that the programs
+        after the step (sampling metadata, logits, greedy sampling) compile at start-up too."""
+        padded = self.graph_runner.pad(descriptor)
+        metadata = SamplingMetadata.build([SamplingParams(temperature=0)], [[]], [[]], vocab_size=self.vocab_size,
+                                          device=self.device, pad_to=padded.num_reqs)
+        _, sample_hidden = self.graph_runner.run(self._decode_step, padded)
+        self.sampler(self.model.compute_logits(sample_hidden), metadata).sampled_token_ids.tolist()
 
-    def _run_model(self, md, num_tokens: int) -> torch.Tensor:
+    def _decode_step(self, descriptor: BatchDescriptor):
+        """A uniform-decode forward over the persistent buffers, as a graph captures it; with
+        static shapes every step (the padded bounds stand for the batch's lengths)."""
+        n, tokens = descriptor.num_reqs, descriptor.num_tokens
+        md = self.buffers.metadata_view(n, tokens, tokens, 1 if descriptor.uniform_decode else tokens,
+                                        self.model_config.max_model_len)
+        return self._run_model(md, tokens)
+
+    def _run_model(self, md, num_tokens: int):
+        """Hidden states ``[num_tokens, H]``; with static shapes ``(hidden, sampling rows' hidden)``,
+        the rows gathered inside the step so that sampling sees ``[num_reqs, H]`` whatever the bucket."""
         with forward_context(ForwardContext(self.backend.build_metadata(md), self.kv_caches)):
-            return self.model(self.buffers.input_ids.device[:num_tokens],
-                              self.buffers.positions.device[:num_tokens])
+            hidden = self.model(self.buffers.input_ids.device[:num_tokens],
+                                self.buffers.positions.device[:num_tokens])
+        if self.static_shapes:
+            return hidden, hidden.index_select(0, self.buffers.logits_indices.device[: md.num_reqs])
+        return hidden
 
     def _resolve_sample_op(self, kernels: KernelRegistry):
         """The platform's fused ``Op.SAMPLE`` for float32 logits, or None (the sampler's torch path)."""
@@ -154,11 +173,13 @@ class ModelRunner:
         if half.event is not None:  # that half's last step must be done before its staging is refilled
             half.event.synchronize()
         self.buffers.flip()
-        inputs = self.buffers.build(states, counts, descriptor.num_tokens, descriptor.num_reqs)
+        inputs = self.buffers.build(states, counts, descriptor.num_tokens, descriptor.num_reqs, self.static_shapes)
         if inputs.placeholders is not None:
             dst, src = inputs.placeholders
             inputs.input_ids.index_copy_(0, dst, self._last_sampled.index_select(0, src))
-        hidden = self.graph_runner.run(lambda d: self._run_model(inputs.metadata, d.num_tokens), descriptor)
+        step = self._decode_step if self.static_shapes else lambda d: self._run_model(inputs.metadata, d.num_tokens)
+        step_out = self.graph_runner.run(step, descriptor)
+        hidden, sample_hidden = step_out if self.static_shapes else (step_out, None)
         prompt_logprobs = None
         if any(s.sampling_params.prompt_logprobs is not None for s in states):
             query_starts = self.buffers.query_start_loc.host[: len(states) + 1].tolist()
@@ -166,16 +187,17 @@ class ModelRunner:
                                                       self.model.compute_logits)
         sampled = logprobs = host_ids = None
         if inputs.sample_rows:
-            logits = self.model.compute_logits(hidden[inputs.logits_indices])
+            logits = self.model.compute_logits(hidden[inputs.logits_indices] if sample_hidden is None
+                                               else sample_hidden)
             rows = [states[i] for i in inputs.sample_rows]
-            output = self.sampler(logits, self._sampling_metadata(rows))
+            output = self.sampler(logits, self._sampling_metadata(rows, logits.shape[0]))
             sampled, logprobs = output.sampled_token_ids, output.logprobs
             self._last_sampled = sampled
             for j, state in enumerate(rows):
                 state.num_pending += 1
                 state.pending_index = j
             if half.host_ids is not None:
-                host_ids = half.host_ids[: len(rows)]
+                host_ids = half.host_ids[: sampled.shape[0]]  # static shapes: padding rows too
                 host_ids.copy_(sampled, non_blocking=True)
         if half.event is not None:
             half.event.record()
@@ -197,10 +219,11 @@ class ModelRunner:
             state.block_ids.extend(cached.new_block_ids)
             state.num_computed_tokens = cached.num_computed_tokens
 
-    def _sampling_metadata(self, rows: list[RequestState]) -> SamplingMetadata:
-        """The step's sampling metadata; reused while the sampling rows stay the same requests
-        and none of them reads its output history (then nothing is copied to the device)."""
-        key = tuple([s.serial for s in rows])
+    def _sampling_metadata(self, rows: list[RequestState], num_rows: int) -> SamplingMetadata:
+        """The step's sampling metadata for ``num_rows`` logits rows (more than ``rows`` with static
+        shapes); reused while the sampling rows stay the same requests and none of them reads its
+        output history (then nothing is copied to the device)."""
+        key = (num_rows, *[s.serial for s in rows])
         if key == self._metadata_key:
             return self._metadata
         metadata = SamplingMetadata.build(
@@ -208,6 +231,7 @@ class ModelRunner:
             [s.output_token_ids for s in rows], vocab_size=self.vocab_size, device=self.device,
             eos_token_ids=self.eos_token_ids, generators=[s.generator for s in rows],
             bad_words_token_ids=[s.bad_words_token_ids for s in rows], pin_memory=self.pin_memory,
+            pad_to=num_rows,
         )
         static = not any(needs_output_history(s.sampling_params) for s in rows)
         self._metadata_key, self._metadata = (key if static else None), metadata
@@ -259,7 +283,7 @@ class StepResult:
                 token_ids = self.sampled.tolist()
             waited = time.perf_counter() - waiting
             states = self.states
-            for row, token in zip(self.sample_rows, token_ids):
+            for row, token in zip(self.sample_rows, token_ids, strict=False):  # static shapes: padding rows
                 sampled[row] = [token]
                 state = states[row]
                 state.num_pending -= 1

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from plinth.runner.logit_masks import allowed_token_mask, banned_token_pairs
-
-if TYPE_CHECKING:
-    from plinth.sampling_params import SamplingParams
+from plinth.sampling_params import SamplingParams
 
 LogitsProcessor = Callable[[list[int], torch.Tensor], torch.Tensor]
 """A per-request hook: ``(output_token_ids, logits_row [V]) -> logits_row``."""
@@ -69,6 +66,7 @@ class SamplingMetadata:
         generators: Sequence[torch.Generator | None] | None = None,
         bad_words_token_ids: Sequence[list[list[int]] | None] | None = None,
         pin_memory: bool = False,
+        pad_to: int | None = None,
     ) -> SamplingMetadata:
         """Build the step's metadata from each row's params and tokens so far.
 
@@ -78,6 +76,9 @@ class SamplingMetadata:
         Loops over the rows once, on the host; the sampler itself has no per-row loop.
         With ``pin_memory`` the host tables go through pinned memory with non-blocking
         copies, so building never waits for the device.
+        With ``pad_to`` (static shapes) the tensors get ``pad_to`` rows: the rows past the
+        batch are unseeded defaults with every filter and penalty off, whose tokens the
+        caller discards; ``all_greedy``/``all_random`` describe the real rows only.
         """
         num_rows = len(params_list)
         if not (len(prompt_token_ids) == len(output_token_ids) == num_rows):
@@ -87,10 +88,18 @@ class SamplingMetadata:
             )
         row_generators = _row_generators(params_list, generators)
         bad_words = _row_bad_words(params_list, bad_words_token_ids)
+        greedy = [p.greedy for p in params_list]
+        if pad_to is not None and pad_to < num_rows:
+            raise SamplingMetadataError(f"pad_to={pad_to} is below the batch's {num_rows} rows")
+        if pad_to is not None and pad_to > num_rows:
+            extra = pad_to - num_rows
+            params_list = [*params_list, *[SamplingParams()] * extra]
+            prompt_token_ids = [*prompt_token_ids, *[[]] * extra]
+            output_token_ids = [*output_token_ids, *[[]] * extra]
+            bad_words = [*bad_words, *[[]] * extra]
         upload = _uploader(device, pin_memory)
         floats = _float_columns(params_list, upload)
         penalties = _penalty_tensors(params_list, prompt_token_ids, output_token_ids, vocab_size, upload)
-        greedy = [p.greedy for p in params_list]
         logprobs = [p.logprobs for p in params_list if p.logprobs is not None]
         return cls(
             temperature=floats["temperature"],

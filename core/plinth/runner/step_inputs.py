@@ -27,11 +27,12 @@ class StepInputs:
     """One step's flat batch, on the device (views of the persistent buffers), plus what sampling needs."""
 
     req_ids: list[str]  # batch order
-    input_ids: torch.Tensor  # int64 [num_tokens] (padded)
-    positions: torch.Tensor  # int64 [num_tokens] (padded)
-    metadata: CommonAttentionMetadata
+    input_ids: torch.Tensor  # int64 [num_tokens] (padded; with static shapes the whole buffer)
+    positions: torch.Tensor  # int64 [num_tokens] (padded; with static shapes the whole buffer)
+    metadata: CommonAttentionMetadata | None  # None with static shapes: the step makes its own views
     sample_rows: list[int]  # batch rows (indexes into req_ids) that sample a token this step
     logits_indices: torch.Tensor  # int64 [len(sample_rows)]: flat token index of each sampling row
+    #   (static shapes: [max_reqs], the rows past len(sample_rows) point at token 0)
     placeholders: tuple[torch.Tensor, torch.Tensor] | None = None  # int64 (flat token indexes, indexes
     #   into the last step's sampled ids) of pending tokens, on the device; None when there are none
 
@@ -123,10 +124,12 @@ class InputBuffers:
         )
 
     def build(self, states: list[RequestState], num_scheduled: list[int], padded_tokens: int,
-              padded_reqs: int) -> StepInputs:
+              padded_reqs: int, static_shapes: bool = False) -> StepInputs:
         """Fill the buffers for one step; pads to ``padded_tokens``/``padded_reqs`` (≥ the real sizes).
 
         Request ``i`` contributes ``num_scheduled[i]`` tokens starting at its ``num_computed_tokens``.
+        With ``static_shapes`` (``GraphRunner.static_shapes``) ``padded_reqs`` must be ``max_reqs``;
+        the inputs are then the whole buffers and no metadata (see :meth:`_static_inputs`).
         """
         n = len(states)
         counts = np.asarray(num_scheduled, dtype=np.int64)
@@ -194,6 +197,8 @@ class InputBuffers:
             self.placeholder_dst.host[: len(dst)] = dst
             self.placeholder_src.host[: len(src)] = src
             placeholders = (self.placeholder_dst.upload(len(dst)), self.placeholder_src.upload(len(src)))
+        if static_shapes:
+            return self._static_inputs(states, sample_rows, padded_reqs, bool(dst))
         input_ids = self.input_ids.upload(padded_tokens)
         positions_dev = self.positions.upload(padded_tokens)
         self.slot_mapping.upload(padded_tokens)
@@ -204,6 +209,22 @@ class InputBuffers:
         metadata = self.metadata_view(padded_reqs, padded_tokens, total, int(counts.max()), int(seq_lens.max()))
         return StepInputs([s.req_id for s in states], input_ids, positions_dev, metadata, sample_rows,
                           logits_indices, placeholders)
+
+    def _static_inputs(self, states, sample_rows: list[int], padded_reqs: int, pending: bool) -> StepInputs:
+        """Upload every buffer whole and make no views: on XLA a whole-tensor copy is a plain
+        transfer, while a slice update or a view made outside the compiled step would be a new
+        program (or an extra output of the step's). The step slices the buffers itself."""
+        if pending:
+            raise ValueError("a step with tokens still pending on the device (async scheduling) cannot run "
+                             "with static shapes; turn async scheduling off for this platform")
+        if padded_reqs != self.max_reqs:
+            raise ValueError(f"static shapes pad every step to the buffers' {self.max_reqs} requests, got {padded_reqs}")
+        self.logits_indices.host[len(sample_rows):] = 0  # padding rows sample from token 0; discarded
+        for pair in (self.input_ids, self.positions, self.slot_mapping, self.query_start_loc, self.seq_lens,
+                     self.block_table, self.logits_indices):
+            pair.device.copy_(pair.host_tensor, non_blocking=True)
+        return StepInputs([s.req_id for s in states], self.input_ids.device, self.positions.device, None,
+                          sample_rows, self.logits_indices.device)
 
 
 def build_step_inputs(

@@ -56,7 +56,30 @@ def main() -> int:
         ref, ref_logits = hf_greedy(hf, prompt, STEPS)
         assert_same_greedy(out.outputs[0].token_ids, ref, ref_logits)
     print(f"greedy equal to transformers for {len(prompts)} prompts x {STEPS} tokens")
+    check_no_recompiles(llm, compiles, rng)
     return 0
+
+
+def check_no_recompiles(llm: LLM, after_startup: int, rng: random.Random) -> None:
+    """Inside the buckets nothing compiles after start-up: other prompt lengths, batch sizes, every
+    token bucket (8 to 64), chunked prefill; a new sampling kind compiles once, not per bucket."""
+    from plinth_tpu.graph_runner import compile_count
+
+    greedy = SamplingParams(temperature=0, max_tokens=4, ignore_eos=True)
+    for count, longest in ((1, 6), (8, 30), (3, 120)):
+        prompts = [[rng.randrange(3, 256) for _ in range(rng.randrange(1, longest))] for _ in range(count)]
+        llm.generate(prompts, greedy)
+    new = compile_count() - after_startup
+    print(f"greedy workloads inside the buckets: {new} XLA compilations after start-up")
+    if new:
+        raise SystemExit(f"{new} XLA compilations after start-up for greedy steps inside the buckets; expected 0")
+    sampled = SamplingParams(temperature=0.8, top_k=20, max_tokens=4, ignore_eos=True)
+    llm.generate([[rng.randrange(3, 256) for _ in range(n)] for n in (5, 50)], sampled)
+    first = compile_count()
+    llm.generate([[rng.randrange(3, 256) for _ in range(n)] for n in (2, 9, 17, 33, 60)], sampled)
+    print(f"top-k sampling: {first - after_startup - new} compilations at first use, {compile_count() - first} after")
+    if compile_count() != first:
+        raise SystemExit(f"top-k sampling compiled again ({compile_count() - first}) for other batch shapes")
 
 
 if __name__ == "__main__":
