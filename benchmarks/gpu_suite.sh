@@ -8,6 +8,7 @@
 #   bash benchmarks/gpu_suite.sh peer     # HF transformers on T3 (time-limited by HF_TIME_LIMIT)
 #   bash benchmarks/gpu_suite.sh round2   # GPU end-to-end tests, then T3, L1, T1 (one ~8-minute call)
 #   bash benchmarks/gpu_suite.sh round3   # fused sampling kernel tests + sampler micro-benchmark, then T3
+#   bash benchmarks/gpu_suite.sh round4   # kernel + e2e GPU tests, then T3, T1 (200), L1 and a T3 device timeline
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -63,6 +64,16 @@ if [[ $STAGE == round3 ]]; then  # fused sampling kernel: its GPU tests, the sam
     timeout 90 python3 tests/platforms/cuda/bench_sampler.py 2>&1 | tee "$OUT/bench_sampler.json"
     bench t3 throughput --workload T3
     grep -h '"output_tok_s"\|decode_steps' -A4 "$OUT/plinth_t3.json" | head -12
+fi
+if [[ $STAGE == round4 ]]; then  # start-up profile run + no mid-run JIT, wide decode tiles: tests, then T3/T1/L1
+    timeout 240 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_engine_gpu.py \
+        -q -x -n 8 -p no:cacheprovider --plinth-platform=cuda 2>&1 | tail -5 | tee "$OUT/gpu_tests.txt"
+    bench t3 throughput --workload T3
+    grep -h '"output_tok_s"\|"load_s"' "$OUT/plinth_t3.json"
+    bench t1 throughput --workload T1 --num-requests "${T1_REQUESTS:-200}"
+    bench l1 latency --workload L1
+    timeout 200 python3 benchmarks/profile_step_timeline.py --workload T3 --json "$OUT/timeline_t3.json" \
+        >"$OUT/timeline_t3.log" 2>&1 || { echo "timeline failed"; tail -20 "$OUT/timeline_t3.log"; }
 fi
 echo; cat "$OUT/env.txt"
 python3 benchmarks/bench_table.py "$OUT"

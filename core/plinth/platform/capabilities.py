@@ -16,6 +16,9 @@ class Feature:
     STRUCTURED_OUTPUT = "structured_output"
     FP8 = "fp8"
     ASYNC_SCHEDULING = "async_scheduling"  # overlapping the next step's scheduling with this one pays off
+    # (API 1.2) run dummy steps at every step shape before sizing the KV cache: kernels that compile on
+    # first use compile at start-up, and the free-memory budget leaves room for peak activations
+    PROFILE_RUN = "profile_run"
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-PLATFORM_API: tuple[int, int] = (1, 1)
+PLATFORM_API: tuple[int, int] = (1, 2)
 """``(major, minor)``. Minor versions only add members with defaults; removal bumps major.
 
 History: 1.0 first contract; 1.1 adds ``GraphRunner.static_shapes`` (default False),
 ``Platform.inference_mode()`` (default ``torch.inference_mode()``) and
 ``plinth.platform.device_graphs.StreamGraphRunner`` (a capture/replay runner shared by
-platforms whose torch backend offers ``torch.<dev>.graph``).
+platforms whose torch backend offers ``torch.<dev>.graph``); 1.2 adds ``Feature.PROFILE_RUN``
+(dummy steps at every step shape before the KV cache is sized).
 """
 
 ApiRange = tuple[tuple[int, int], tuple[int, int]]

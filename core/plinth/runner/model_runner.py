@@ -12,7 +12,7 @@ import torch
 from plinth.model.build_context import BuildContext
 from plinth.model.forward_context import ForwardContext, forward_context
 from plinth.model.loader import get_model
-from plinth.platform import BatchDescriptor, GraphSupport, KernelRegistry, Op, Platform
+from plinth.platform import BatchDescriptor, Feature, GraphSupport, KernelRegistry, Op, Platform
 from plinth.platform.plugins import plugin_manager
 from plinth.runner.kv_cache_sizing import allocate_kv_caches, num_kv_blocks
 from plinth.runner.prompt_logprobs import collect_prompt_logprobs
@@ -20,6 +20,7 @@ from plinth.runner.request_state import RequestState, needs_output_history
 from plinth.runner.sampler import Sampler
 from plinth.runner.sampling_metadata import SamplingMetadata, make_generator
 from plinth.runner.step_inputs import InputBuffers, StepInputs
+from plinth.runner.warm_up import profile_run
 from plinth.sampling_params import SamplingParams
 from plinth.sched.outputs import RunnerOutput, SchedulerOutput
 
@@ -48,16 +49,19 @@ class ModelRunner:
         self.kv_dtype = self.dtype if config.cache.kv_cache_dtype == "auto" else getattr(
             torch, config.cache.kv_cache_dtype)
         specs = self.model.kv_cache_spec()
+        self.backend = backend
+        self.sampler = Sampler(sample_op=self._resolve_sample_op(kernels))
+        self.eos_token_ids = list(model_config.eos_token_ids)
+        self.vocab_size = hf.vocab_size
+        self.profile_seconds = 0.0
+        if platform.capabilities.supports(Feature.PROFILE_RUN):
+            self.profile_seconds = profile_run(self, specs, self.kv_dtype)
         element_size = torch.empty((), dtype=self.kv_dtype).element_size()
         self.num_kv_blocks = num_kv_blocks(config, specs, element_size, platform.device,
                                            model_config.max_model_len)
         self.kv_caches = allocate_kv_caches(backend, specs, self.num_kv_blocks, self.kv_dtype, self.device)
-        self.backend = backend
         self.graph_runner = platform.graph_runner(config)
         self.static_shapes = self.graph_runner.static_shapes  # pad every step, upload and sample whole buffers
-        self.sampler = Sampler(sample_op=self._resolve_sample_op(kernels))
-        self.eos_token_ids = list(model_config.eos_token_ids)
-        self.vocab_size = hf.vocab_size
         self.requests: dict[str, RequestState] = {}
         self.pin_memory = platform.device.pin_memory_supported()
         # host seconds (inputs, launches, sampling set-up, output handling) and seconds waiting
@@ -69,9 +73,9 @@ class ModelRunner:
         self._metadata_key: tuple[int, ...] | None = None
         self._metadata: SamplingMetadata | None = None
         self.capture_seconds = self._capture_graphs()
-        logger.info("model runner: %d KV blocks of %d tokens on %s with backend %s; graphs: %s (%.2f s)",
-                    self.num_kv_blocks, self.block_size, self.device, backend.name,
-                    len(self.graph_runner.captured()), self.capture_seconds)
+        logger.info("model runner: %d KV blocks of %d tokens on %s with backend %s; profile run %.2f s; "
+                    "graphs: %s (%.2f s)", self.num_kv_blocks, self.block_size, self.device, backend.name,
+                    self.profile_seconds, len(self.graph_runner.captured()), self.capture_seconds)
 
     def _make_buffers(self) -> InputBuffers:
         sched = self.config.scheduler

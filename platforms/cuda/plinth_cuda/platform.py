@@ -31,7 +31,8 @@ class CudaPlatform(Platform):
         dtypes = ("bfloat16", "float16", "float32") if major >= 8 else ("float16", "float32")
         kv_dtypes = ("bfloat16", "float16", "float32")
         # the host plans step N+1 while the GPU runs step N (Engine's async scheduling)
-        features = {Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL, Feature.ASYNC_SCHEDULING}
+        features = {Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL, Feature.ASYNC_SCHEDULING,
+                    Feature.PROFILE_RUN}
         if (major, minor) >= (8, 9):
             features.add(Feature.FP8)
         return Capabilities(
