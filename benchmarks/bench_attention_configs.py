@@ -16,7 +16,6 @@ import json
 
 import torch
 import triton
-
 from plinth_triton.attention_kernel import _merge_splits_kernel, _paged_attention_kernel, plan_blocks
 
 
@@ -80,23 +79,31 @@ def time_ms(fn, reps=30):
     return times[len(times) // 2]
 
 
+FULL = False  # --full: the whole (TILE_N, warps, stages) grid
+
+
 def main() -> None:
+    global FULL
     ap = argparse.ArgumentParser()
     ap.add_argument("--json")
+    ap.add_argument("--full", action="store_true")
     args = ap.parse_args()
+    FULL = args.full
     cases = {
         "T3 decode b256 ctx U[200,1600]": (dict(num_reqs=256, ctx_lo=200, ctx_hi=1600, heads=16, kv_heads=8,
                                                 head=128), [1]),
         "T3 decode b64 ctx U[600,2000]": (dict(num_reqs=64, ctx_lo=600, ctx_hi=2000, heads=16, kv_heads=8,
                                                head=128), [1, 2]),
-        "L1 decode b1 ctx 1100": (dict(num_reqs=1, ctx_lo=1100, ctx_hi=1100, heads=32, kv_heads=8, head=128),
-                                  [8, 16, 32]),
+        "T3 decode b128 ctx U[300,1800]": (dict(num_reqs=128, ctx_lo=300, ctx_hi=1800, heads=16, kv_heads=8,
+                                                head=128), [1]),
     }
     results = {}
     for name, (shape, split_options) in cases.items():
         q, kv, table, seq_lens, qsl, kv_bytes = make_batch(**shape)
         rows = []
-        for tile_n, warps, stages, splits in itertools.product((32, 64, 128), (2, 4, 8), (2, 3, 4), split_options):
+        grid = itertools.product((32, 64, 128), (2, 4, 8), (2, 3, 4), split_options) if FULL else \
+            itertools.product((64, 128), (4,), (2, 3), split_options)
+        for tile_n, warps, stages, splits in grid:
             try:
                 ms = time_ms(launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits))
             except (triton.runtime.errors.OutOfResources, RuntimeError) as exc:
@@ -106,7 +113,7 @@ def main() -> None:
             rows.append({"tile_n": tile_n, "warps": warps, "stages": stages, "splits": splits,
                          "ms": round(ms, 4), "GB_s": round(kv_bytes / ms / 1e6, 1)})
         ok = sorted((r for r in rows if "ms" in r), key=lambda r: r["ms"])
-        results[name] = {"kv_MB": round(kv_bytes / 1e6, 1), "best": ok[:5],
+        results[name] = {"kv_MB": round(kv_bytes / 1e6, 1), "best": ok[:8],
                          "current(64,4,3)": [r for r in rows if (r["tile_n"], r["warps"], r["stages"]) == (64, 4, 3)]}
         print(name, json.dumps(results[name], indent=1), flush=True)
     if args.json:

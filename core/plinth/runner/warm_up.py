@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 def warm_up_shapes(max_tokens: int, max_reqs: int, max_model_len: int) -> list[list[int]]:
     """Query lengths of each dummy step: prefill at the token budget, short queries, decode ladder."""
     longest = min(max_tokens, max_model_len)
-    prefill = [longest] * max(1, max_tokens // longest)
+    prefill = [longest] * max(1, min(max_reqs, max_tokens // longest))
     short_len = min(16, longest)
     short = [short_len] * max(1, min(max_reqs, max_tokens // short_len))
     decode = [[1] * n for n in _powers_of_two(min(max_reqs, max_tokens))]

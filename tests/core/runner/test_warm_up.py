@@ -20,11 +20,11 @@ from tests.e2e.conftest import save_tiny_model
 def test_shapes_fit_the_scheduler_limits_and_cover_every_kind(max_tokens, max_reqs, max_model_len):
     shapes = warm_up_shapes(max_tokens, max_reqs, max_model_len)
     for lens in shapes:
-        assert 1 <= len(lens) and sum(lens) <= max_tokens
+        assert 1 <= len(lens) <= max_reqs and sum(lens) <= max_tokens
         assert max(lens) <= max_model_len
     # the first step is the token budget (or as much of it as whole max_model_len requests fill)
     longest = min(max_tokens, max_model_len)
-    assert shapes[0] == [longest] * (max_tokens // longest)
+    assert shapes[0] == [longest] * min(max_reqs, max_tokens // longest)
     decode = [lens for lens in shapes if max(lens) == 1]
     assert len(decode[-1]) == min(max_reqs, max_tokens)  # the widest decode batch
     if longest > 1:
