@@ -14,8 +14,11 @@ from plinth_tpu.device import XlaDeviceOps
 logger = logging.getLogger(__name__)
 
 GRAPH_MODES = ("compiled", "eager")
-#: step token budget on XLA:CPU (each bucket is compiled once; big ones only cost compile time there)
-CPU_MAX_BATCHED_TOKENS = 512
+#: step token budget on XLA:CPU: each bucket compiles once at start-up, and big ones cost minutes there
+#: (SmolLM2-135M on 2 cores: bucket 256 ~50 s, bucket 512 ~190 s)
+CPU_MAX_BATCHED_TOKENS = 128
+#: requests a step on XLA:CPU: every step samples this many (padded) logits rows
+CPU_MAX_NUM_SEQS = 16
 #: KV budget on XLA:CPU, whose memory is the host's
 CPU_KV_BYTES = 1 << 30
 
@@ -63,14 +66,16 @@ class TpuPlatform(Platform):
         if config.dtype not in ("auto", *DTYPES):
             errors.append(f"dtype {config.dtype!r} is not supported on tpu; use one of {DTYPES}")
         block_size = None if config.cache.block_size in BLOCK_SIZES else 16
-        budget = config.scheduler.max_num_batched_tokens
-        if not self._on_tpu:
-            budget = min(budget, CPU_MAX_BATCHED_TOKENS)
+        budget, max_seqs = config.scheduler.max_num_batched_tokens, config.scheduler.max_num_seqs
+        if not self._on_tpu and (budget > CPU_MAX_BATCHED_TOKENS or max_seqs > CPU_MAX_NUM_SEQS):
+            budget, max_seqs = min(budget, CPU_MAX_BATCHED_TOKENS), min(max_seqs, CPU_MAX_NUM_SEQS)
+            logger.info("XLA:CPU: at most %d tokens and %d requests a step (every step is padded to them)",
+                        budget, max_seqs)
         buckets = ladder(budget)
-        sizes = tuple(s for s in buckets if s <= config.scheduler.max_num_seqs)
+        sizes = tuple(s for s in buckets if s <= max_seqs)
         kv_bytes = None if self._on_tpu else min(CPU_KV_BYTES, self._device.free_memory() // 8)
         return ConfigPatch(
-            block_size=block_size, max_num_batched_tokens=budget, graph_mode="compiled",
+            block_size=block_size, max_num_seqs=max_seqs, max_num_batched_tokens=budget, graph_mode="compiled",
             capture_sizes=sizes or buckets[:1], dtype=self.capabilities.default_dtype,
             kv_cache_memory_bytes=kv_bytes, errors=tuple(errors))
 

@@ -2,7 +2,8 @@
 
 torch-xla pins its own torch (2.9.0), so these run in a subprocess with that venv's python
 and ``PJRT_DEVICE=CPU``: the conformance kit against ``--plinth-platform=tpu``, then
-``xla_e2e.py`` (greedy tokens through ``LLM(..., device="tpu")`` equal transformers').
+``xla_e2e.py`` (greedy tokens through ``LLM(..., device="tpu")`` equal transformers', no XLA compilation
+after start-up inside the buckets), and ``xla_serve.py`` (``plinth serve --device tpu``, one completion).
 """
 
 from __future__ import annotations
@@ -44,3 +45,7 @@ def test_conformance_kit_on_xla_cpu():
 
 def test_greedy_equals_transformers_on_xla_cpu():
     _run(str(ROOT / "tests" / "platforms" / "tpu" / "xla_e2e.py"), timeout=900)
+
+
+def test_serve_on_xla_cpu():
+    _run(str(ROOT / "tests" / "platforms" / "tpu" / "xla_serve.py"), timeout=900)

@@ -35,9 +35,22 @@ TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_atte
 STEPS = 16
 
 
+def check_cpu_caps() -> None:
+    """On XLA:CPU the platform caps what every step is padded to (start-up compiles each bucket)."""
+    from plinth_tpu.platform import TpuPlatform
+
+    from plinth.config import EngineConfig
+
+    patch = TpuPlatform().configure(EngineConfig())  # defaults: 256 requests, 8192 tokens
+    caps = (patch.max_num_seqs, patch.max_num_batched_tokens, patch.capture_sizes)
+    if caps != (16, 128, (8, 16)):
+        raise SystemExit(f"XLA:CPU caps (requests, tokens, capture sizes) are {caps}, expected (16, 128, (8, 16))")
+
+
 def main() -> int:
     from plinth_tpu.graph_runner import compile_count
 
+    check_cpu_caps()
     root = Path(tempfile.mkdtemp())
     torch.manual_seed(0)
     hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(**TINY)).eval()
