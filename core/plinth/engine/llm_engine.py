@@ -6,6 +6,8 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 
+import torch
+
 from plinth.engine.engine import Engine
 from plinth.engine.engine_args import EngineArgs
 from plinth.engine.request_group import RequestGroup
@@ -37,6 +39,7 @@ class LLMEngine:
         self.platform.device.seed(config.seed)
         self.config = config
         self.runner = ModelRunner(config, self.platform, self.model_config)
+        self._seeds_supported = has_generators(self.runner.device)
         self.engine = Engine(config, self.runner,
                              async_scheduling=self.platform.capabilities.supports(Feature.ASYNC_SCHEDULING))
         self.tokenizer = None if args.skip_tokenizer_init else load_tokenizer(self.model_config)
@@ -62,6 +65,9 @@ class LLMEngine:
 
     def add_request(self, request_id: str, prompt: str | Sequence[int], params: SamplingParams, *,
                     priority: int = 0, cache_salt: str | None = None) -> None:
+        if params.seed is not None and not self._seeds_supported:
+            raise ValueError(f"per-request seeds are not supported on '{self.platform.name}': torch has no "
+                             f"random generator for device type '{self.runner.device.type}'; leave seed unset")
         if params.stop and self.tokenizer is None:
             raise ValueError("stop strings need a tokenizer; this engine has none (skip_tokenizer_init): "
                              "use stop_token_ids instead")
@@ -113,3 +119,13 @@ class LLMEngine:
             if group.finished:
                 self._groups.pop(request_id, None)
         return results
+
+
+def has_generators(device: torch.device) -> bool:
+    """Whether torch can make a ``torch.Generator`` on ``device`` (per-request seeds need one;
+    torch-xla and the meta device have none)."""
+    try:
+        torch.Generator(device=device)
+    except RuntimeError:
+        return False
+    return True

@@ -1,4 +1,5 @@
-"""``plinth serve MODEL --device tpu`` on XLA:CPU: one /v1/completions request, greedy tokens equal transformers'.
+"""``plinth serve MODEL --device tpu`` on XLA:CPU: a /v1/completions request's greedy tokens equal
+transformers'; a request with a seed (torch-xla has no per-request generators) gets a 400, not a dead engine.
 
 Run by ``test_xla_cpu.py`` with the torch-xla venv's python (``PJRT_DEVICE=CPU``). The model is the
 tiny random-weight llama of ``xla_e2e.py`` with a one-character-per-token tokenizer (token ``i`` is
@@ -81,8 +82,11 @@ def main() -> int:
         wait_ready(proc, url, log)
         print(f"plinth serve --device tpu ready in {time.perf_counter() - start:.1f} s")
         text = "".join(chr(FIRST_CHAR + i) for i in prompt)
-        response = httpx.post(url + "/v1/completions", timeout=300, json={
-            "model": "tiny-llama", "prompt": text, "max_tokens": MAX_TOKENS, "temperature": 0, "ignore_eos": True})
+        request = {"model": "tiny-llama", "prompt": text, "max_tokens": MAX_TOKENS, "ignore_eos": True}
+        seeded = httpx.post(url + "/v1/completions", timeout=300, json={**request, "seed": 3})
+        if seeded.status_code != 400 or "per-request seeds are not supported" not in seeded.text:
+            raise SystemExit(f"a seeded request (no generators on XLA) answered {seeded.status_code}: {seeded.text}")
+        response = httpx.post(url + "/v1/completions", timeout=300, json={**request, "temperature": 0})
         if response.status_code != 200:
             raise SystemExit(f"/v1/completions answered {response.status_code}: {response.text}")
         body = response.json()
