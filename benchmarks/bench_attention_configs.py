@@ -82,11 +82,71 @@ def time_ms(fn, reps=30):
 FULL = False  # --full: the whole (TILE_N, warps, stages) grid
 
 
+def make_prefill(num_reqs, q_len, heads, kv_heads, head, block_size=16, seed=0):
+    """``num_reqs`` prompts of ``q_len`` tokens, no context; returns the batch and its causal FLOPs."""
+    g = torch.Generator().manual_seed(seed)
+    blocks_per = (q_len + block_size - 1) // block_size
+    total_blocks = num_reqs * blocks_per + 1
+    table = torch.randperm(total_blocks, generator=g)[: num_reqs * blocks_per].view(num_reqs, blocks_per)
+    kv = torch.randn(2, total_blocks, block_size, kv_heads, head, dtype=torch.bfloat16, device="cuda")
+    q = torch.randn(num_reqs * q_len, heads, head, dtype=torch.bfloat16, device="cuda")
+    qsl = torch.arange(0, num_reqs * q_len + 1, q_len, dtype=torch.int32, device="cuda")
+    seq_lens = torch.full((num_reqs,), q_len, dtype=torch.int32, device="cuda")
+    flops = num_reqs * heads * 4 * head * q_len * (q_len + 1) / 2
+    return q, kv, table.to(torch.int32).cuda(), seq_lens, qsl, flops
+
+
+def launch_prefill(q, kv, table, seq_lens, qsl, block_m, tile_n, warps, stages):
+    num_tokens, heads, head = q.shape
+    num_reqs = seq_lens.shape[0]
+    kv_heads = kv.shape[3]
+    group = heads // kv_heads
+    block_q = block_m // group
+    out = torch.empty_like(q)
+    k, v = kv[0], kv[1]
+    grid = (num_tokens // block_q + num_reqs, kv_heads, 1)
+
+    def run():
+        _paged_attention_kernel[grid](
+            q, k, v, out, out, out, table, seq_lens, qsl, head ** -0.5, 1.0, num_reqs, num_tokens,
+            q.stride(0), q.stride(1), out.stride(0), out.stride(1), k.stride(0), k.stride(1), k.stride(2),
+            table.stride(0), NUM_HEADS=heads, BLOCK_SIZE=kv.shape[2], GROUP=group, HEAD=head, HEAD_P2=head,
+            BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=1, WINDOW=0, USE_CAP=False,
+            IEEE=False, num_warps=warps, num_stages=stages)
+    return run
+
+
+def prefill_sweep() -> dict:
+    cases = {
+        "T1 prefill 8 x 1024 (Llama-8B heads)": dict(num_reqs=8, q_len=1024, heads=32, kv_heads=8, head=128),
+        "T3 prefill 14 x 560 (Qwen3-0.6B heads)": dict(num_reqs=14, q_len=560, heads=16, kv_heads=8, head=128),
+    }
+    results = {}
+    for name, shape in cases.items():
+        q, kv, table, seq_lens, qsl, flops = make_prefill(**shape)
+        rows = []
+        for block_m, tile_n, warps, stages in itertools.product((64, 128), (32, 64, 128), (4, 8), (2, 3)):
+            try:
+                ms = time_ms(launch_prefill(q, kv, table, seq_lens, qsl, block_m, tile_n, warps, stages), reps=10)
+            except (triton.runtime.errors.OutOfResources, RuntimeError) as exc:
+                rows.append({"block_m": block_m, "tile_n": tile_n, "warps": warps, "stages": stages,
+                             "error": type(exc).__name__})
+                continue
+            rows.append({"block_m": block_m, "tile_n": tile_n, "warps": warps, "stages": stages,
+                         "ms": round(ms, 4), "TFLOP_s": round(flops / ms / 1e9, 1)})
+        ok = sorted((r for r in rows if "ms" in r), key=lambda r: r["ms"])
+        results[name] = {"best": ok[:6], "current(128,64,8,3)": [
+            r for r in rows if (r["block_m"], r["tile_n"], r["warps"], r["stages"]) == (128, 64, 8, 3)]}
+        print(name, json.dumps(results[name], indent=1), flush=True)
+    return results
+
+
 def main() -> None:
     global FULL
     ap = argparse.ArgumentParser()
     ap.add_argument("--json")
     ap.add_argument("--full", action="store_true")
+    ap.add_argument("--prefill-only", action="store_true")
     args = ap.parse_args()
     FULL = args.full
     cases = {
@@ -97,7 +157,9 @@ def main() -> None:
         "T3 decode b128 ctx U[300,1800]": (dict(num_reqs=128, ctx_lo=300, ctx_hi=1800, heads=16, kv_heads=8,
                                                 head=128), [1]),
     }
-    results = {}
+    results = prefill_sweep()
+    if args.prefill_only:
+        cases = {}
     for name, (shape, split_options) in cases.items():
         q, kv, table, seq_lens, qsl, kv_bytes = make_batch(**shape)
         rows = []

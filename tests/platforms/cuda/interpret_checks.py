@@ -39,6 +39,11 @@ def main() -> None:
                     dtype=torch.float32, device=cpu, num_splits=4, pad_tokens=2)
     check_attention([(5, 7), (0, 20)], group=3, head_size=32, block_size=32, dtype=torch.float32,
                     device=cpu, window=6, cap=1.5)
+    # contexts longer than a KV tile: the unmasked full-tile loop, then the masked diagonal tiles
+    check_attention([(100, 1), (70, 9), (0, 90), (45, 40)], group=2, head_size=32, block_size=16,
+                    dtype=torch.float32, device=cpu)
+    check_attention([(150, 1), (33, 1)], group=4, head_size=24, block_size=16, dtype=torch.float32,
+                    device=cpu, num_splits=2, pad_tokens=1)
     from plinth_triton.sampling import sample
     from sampling_cases import check_distribution, check_matches_reference, check_seed_invariance, check_ties_and_edges
 
