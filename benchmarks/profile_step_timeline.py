@@ -47,6 +47,19 @@ def merge(intervals):
     return merged
 
 
+def _kind_lookup(timeline, t0_ns: int, first_us: float):
+    """``ts -> step kind`` of the step scheduled last before ``ts`` (trace µs, aligned at the first activity)."""
+    import bisect
+
+    starts = [(ns - t0_ns) / 1e3 + first_us for ns, _, _ in timeline]
+    kinds = ["decode" if tok == req and tok else "prefill_or_mixed" for _, tok, req in timeline]
+
+    def kind_at(ts: float) -> str:
+        j = bisect.bisect_right(starts, ts) - 1
+        return kinds[max(j, 0)] if kinds else "decode"
+    return kind_at
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workload", default="T3")
@@ -100,6 +113,15 @@ def main() -> None:
         by_name[e["name"][:90]] += e["dur"]
         by_group[group_of(e["name"]) if e["cat"] == "kernel" else "copy"] += e["dur"]
     merged = merge([(e["ts"], e["ts"] + e["dur"]) for e in events])
+    kind_at = _kind_lookup(timeline, t0_ns, merged[0][0])
+    by_kind_group: dict[str, dict[str, float]] = {"decode": defaultdict(float), "prefill_or_mixed": defaultdict(float)}
+    prefill_kernels: dict[str, float] = defaultdict(float)
+    for e in events:
+        kind = kind_at(e["ts"])
+        group = group_of(e["name"]) if e["cat"] == "kernel" else "copy"
+        by_kind_group[kind][group] += e["dur"]
+        if kind != "decode":
+            prefill_kernels[e["name"][:90]] += e["dur"]
     busy_us = sum(e - s for s, e in merged)
     # align the trace clock (µs) with perf_counter: the first and last device activity bound the run
     first_us, last_us = merged[0][0], merged[-1][1]
@@ -129,6 +151,11 @@ def main() -> None:
         "steps": len(timeline), "decode_steps": decode_steps,
         "device_s_by_group": {k: round(v / 1e6, 3) for k, v in sorted(by_group.items(), key=lambda kv: -kv[1])},
         "top_kernels_s": {k: round(v / 1e6, 4) for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])[:25]},
+        "device_s_by_step_kind_and_group": {
+            kind: {k: round(v / 1e6, 3) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])}
+            for kind, groups in by_kind_group.items()},
+        "top_prefill_kernels_s": {k: round(v / 1e6, 4)
+                                  for k, v in sorted(prefill_kernels.items(), key=lambda kv: -kv[1])[:12]},
         "decode_profile": llm.llm_engine.runner.decode_stats,
     }
     text = json.dumps(result, indent=1)

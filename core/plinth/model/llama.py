@@ -76,14 +76,15 @@ class LlamaAttention(nn.Module):
             ctx, layer_index, sliding_window(config, layer_index),
         )
 
-    def normalize_qk(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hook for per-head q/k normalisation (Qwen3); identity here."""
-        return q, k
+    def position_qk(
+        self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hook for what happens to q and k before attention: rotary here (Qwen3 norms them first)."""
+        return self.rotary_emb(positions, q, k)
 
     def forward(self, positions: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         q, k, v = self.qkv_proj.split(self.qkv_proj(hidden))
-        q, k = self.normalize_qk(q, k)
-        q, k = self.rotary_emb(positions, q, k)
+        q, k = self.position_qk(positions, q, k)
         return self.o_proj(self.attn(q, k, v))
 
 

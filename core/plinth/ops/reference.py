@@ -60,6 +60,23 @@ def rotary_embedding(
     )
 
 
+def qk_norm_rotary(
+    positions: torch.Tensor,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    head_size: int,
+    cos_sin_cache: torch.Tensor,
+    is_neox_style: bool,
+    q_weight: torch.Tensor,
+    k_weight: torch.Tensor,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``rms_norm`` of each q and k head (weights ``[head_size]``), then ``rotary_embedding``."""
+    q = rms_norm(query.reshape(query.shape[0], -1, head_size), q_weight, eps).reshape(query.shape)
+    k = rms_norm(key.reshape(key.shape[0], -1, head_size), k_weight, eps).reshape(key.shape)
+    return rotary_embedding(positions, q, k, head_size, cos_sin_cache, is_neox_style)
+
+
 def _rotate(x, cos, sin, head_size, is_neox_style):
     shape = x.shape
     x = x.reshape(shape[0], -1, head_size)

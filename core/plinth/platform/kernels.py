@@ -26,6 +26,11 @@ class Op:
     resolves it once (traits ``device_type``, ``dtype`` of the logits) and calls it only for batches
     without filters, penalties, masks, processors, logprobs or seeded rows; with no platform kernel
     the sampler's own torch path runs (the reference is for tests, not a fallback).
+
+    ``QK_NORM_ROTARY`` (optional, API 1.2) is ``qk_norm_rotary(positions, query, key, head_size,
+    cos_sin_cache, is_neox_style, q_weight, k_weight, eps)``: ``rms_norm`` of every q and k head
+    (weights ``[head_size]``) then ``rotary_embedding``, in one kernel (Qwen3's q/k path); traits as
+    for rotary. Without a platform kernel the model calls the two ops (no reference fallback).
     """
 
     RMS_NORM = "rms_norm"
@@ -36,8 +41,10 @@ class Op:
     SCALED_MM = "scaled_mm"
     FUSED_MOE = "fused_moe"
     SAMPLE = "sample"
+    QK_NORM_ROTARY = "qk_norm_rotary"
 
-    ALL = (RMS_NORM, FUSED_ADD_RMS_NORM, ROTARY_EMBEDDING, SILU_AND_MUL, WRITE_KV, SCALED_MM, FUSED_MOE, SAMPLE)
+    ALL = (RMS_NORM, FUSED_ADD_RMS_NORM, ROTARY_EMBEDDING, SILU_AND_MUL, WRITE_KV, SCALED_MM, FUSED_MOE, SAMPLE,
+           QK_NORM_ROTARY)
     WITH_REFERENCE = (RMS_NORM, FUSED_ADD_RMS_NORM, ROTARY_EMBEDDING, SILU_AND_MUL, WRITE_KV)
 
 

@@ -9,7 +9,8 @@ History: 1.0 first contract; 1.1 adds ``GraphRunner.static_shapes`` (default Fal
 ``Platform.inference_mode()`` (default ``torch.inference_mode()``) and
 ``plinth.platform.device_graphs.StreamGraphRunner`` (a capture/replay runner shared by
 platforms whose torch backend offers ``torch.<dev>.graph``); 1.2 adds ``Feature.PROFILE_RUN``
-(dummy steps at every step shape before the KV cache is sized).
+(dummy steps at every step shape before the KV cache is sized) and the optional op
+``Op.QK_NORM_ROTARY``.
 """
 
 ApiRange = tuple[tuple[int, int], tuple[int, int]]

@@ -8,11 +8,12 @@ DTYPES = ("bfloat16", "float16", "float32")
 
 
 def register_kernels(registry: KernelRegistry, device_types: tuple[str, ...] = ("cuda",), priority: int = 10) -> None:
-    """Add rms_norm, fused_add_rms_norm, rotary, silu_and_mul, write_kv and sample for ``device_types``."""
+    """Add rms_norm, fused_add_rms_norm, rotary (plain and after q/k norm), silu_and_mul, write_kv and sample
+    for ``device_types``."""
     from plinth_triton.activation import silu_and_mul
     from plinth_triton.kv_write import write_kv
     from plinth_triton.norm import fused_add_rms_norm, rms_norm
-    from plinth_triton.rotary import rotary_embedding
+    from plinth_triton.rotary import qk_norm_rotary, rotary_embedding
     from plinth_triton.sampling import sample
 
     def on_device(traits: dict) -> bool:
@@ -30,6 +31,8 @@ def register_kernels(registry: KernelRegistry, device_types: tuple[str, ...] = (
     registry.register(Op.FUSED_ADD_RMS_NORM, fused_add_rms_norm, name="triton.fused_add_rms_norm",
                       priority=priority, supports=norm_ok)
     registry.register(Op.ROTARY_EMBEDDING, rotary_embedding, name="triton.rotary", priority=priority,
+                      supports=rotary_ok)
+    registry.register(Op.QK_NORM_ROTARY, qk_norm_rotary, name="triton.qk_norm_rotary", priority=priority,
                       supports=rotary_ok)
     registry.register(Op.SILU_AND_MUL, silu_and_mul, name="triton.silu_and_mul", priority=priority,
                       supports=on_device)

@@ -1,4 +1,5 @@
-"""Rotary embedding of q and k in one pass (NeoX halves or GPT-J pairs, partial rotary)."""
+"""Rotary embedding of q and k in one pass (NeoX halves or GPT-J pairs, partial rotary),
+optionally after a per-head RMSNorm of q and k (Qwen3) in the same pass."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import triton.language as tl
 
 
 @triton.jit
-def _rotate_heads(src_ptr, dst_ptr, stride_src, token, cos, sin, offs_h, offs_i, offs_p,
+def _rotate_heads(src_ptr, dst_ptr, stride_src, token, cos, sin, offs_h, offs_i, offs_p, w_ptr, eps,
                   NUM_HEADS: tl.constexpr, HEAD: tl.constexpr, HALF: tl.constexpr, ROT: tl.constexpr,
-                  NEOX: tl.constexpr):
+                  NEOX: tl.constexpr, NORM: tl.constexpr):
     h_ok = offs_h < NUM_HEADS
     i_ok = offs_i < HALF
     if NEOX:
@@ -26,20 +27,34 @@ def _rotate_heads(src_ptr, dst_ptr, stride_src, token, cos, sin, offs_h, offs_i,
     x2 = tl.load(base_src + i2[None, :], mask=mask, other=0.0)
     a = x1.to(tl.float32)
     b = x2.to(tl.float32)
+    if ROT < HEAD:
+        p_ok = h_ok[:, None] & (offs_p[None, :] < HEAD - ROT)
+        rest = tl.load(base_src + ROT + offs_p[None, :], mask=p_ok, other=0.0)
+    if NORM:  # per-head RMSNorm first, rounded as the reference: w * (x * rsqrt(mean(x^2) + eps)).to(dtype)
+        ss = tl.sum(a * a, 1) + tl.sum(b * b, 1)
+        if ROT < HEAD:
+            rf = rest.to(tl.float32)
+            ss += tl.sum(rf * rf, 1)
+        r = tl.rsqrt(ss / HEAD + eps)[:, None]
+        w1 = tl.load(w_ptr + i1, mask=i_ok, other=0.0)
+        w2 = tl.load(w_ptr + i2, mask=i_ok, other=0.0)
+        a = (w1[None, :] * (a * r).to(x1.dtype)).to(tl.float32)
+        b = (w2[None, :] * (b * r).to(x1.dtype)).to(tl.float32)
+        if ROT < HEAD:
+            wp = tl.load(w_ptr + ROT + offs_p, mask=offs_p < HEAD - ROT, other=0.0)
+            rest = (wp[None, :] * (rf * r).to(x1.dtype)).to(x1.dtype)
     tl.store(base_dst + i1[None, :], (a * cos[None, :] - b * sin[None, :]).to(x1.dtype), mask=mask)
     tl.store(base_dst + i2[None, :], (b * cos[None, :] + a * sin[None, :]).to(x1.dtype), mask=mask)
     if ROT < HEAD:
-        p_ok = h_ok[:, None] & (offs_p[None, :] < HEAD - ROT)
-        rest = tl.load(base_src + ROT + offs_p[None, :], mask=p_ok)
         tl.store(base_dst + ROT + offs_p[None, :], rest, mask=p_ok)
 
 
 @triton.jit
 def _rotary_kernel(
-    pos_ptr, q_ptr, k_ptr, q_out_ptr, k_out_ptr, cache_ptr, stride_q, stride_k, stride_c,
+    pos_ptr, q_ptr, k_ptr, q_out_ptr, k_out_ptr, cache_ptr, stride_q, stride_k, stride_c, qw_ptr, kw_ptr, eps,
     NUM_Q: tl.constexpr, NUM_K: tl.constexpr, HQ_P2: tl.constexpr, HK_P2: tl.constexpr,
     HEAD: tl.constexpr, HALF: tl.constexpr, HALF_P2: tl.constexpr, ROT: tl.constexpr,
-    PASS_P2: tl.constexpr, NEOX: tl.constexpr,
+    PASS_P2: tl.constexpr, NEOX: tl.constexpr, NORM: tl.constexpr,
 ):
     token = tl.program_id(0)
     pos = tl.load(pos_ptr + token).to(tl.int64)
@@ -47,10 +62,10 @@ def _rotary_kernel(
     cos = tl.load(cache_ptr + pos * stride_c + offs_i, mask=offs_i < HALF, other=0.0).to(tl.float32)
     sin = tl.load(cache_ptr + pos * stride_c + HALF + offs_i, mask=offs_i < HALF, other=0.0).to(tl.float32)
     offs_p = tl.arange(0, PASS_P2)
-    _rotate_heads(q_ptr, q_out_ptr, stride_q, token, cos, sin, tl.arange(0, HQ_P2), offs_i, offs_p,
-                  NUM_Q, HEAD, HALF, ROT, NEOX)
-    _rotate_heads(k_ptr, k_out_ptr, stride_k, token, cos, sin, tl.arange(0, HK_P2), offs_i, offs_p,
-                  NUM_K, HEAD, HALF, ROT, NEOX)
+    _rotate_heads(q_ptr, q_out_ptr, stride_q, token, cos, sin, tl.arange(0, HQ_P2), offs_i, offs_p, qw_ptr, eps,
+                  NUM_Q, HEAD, HALF, ROT, NEOX, NORM)
+    _rotate_heads(k_ptr, k_out_ptr, stride_k, token, cos, sin, tl.arange(0, HK_P2), offs_i, offs_p, kw_ptr, eps,
+                  NUM_K, HEAD, HALF, ROT, NEOX, NORM)
 
 
 def _rows(x: torch.Tensor, head_size: int) -> torch.Tensor:
@@ -65,6 +80,19 @@ def rotary_embedding(
     cos_sin_cache: torch.Tensor, is_neox_style: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same contract as ``plinth.ops.reference.rotary_embedding``: new tensors, inputs untouched."""
+    return _launch(positions, query, key, head_size, cos_sin_cache, is_neox_style, None, None, 0.0)
+
+
+def qk_norm_rotary(
+    positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor, head_size: int,
+    cos_sin_cache: torch.Tensor, is_neox_style: bool, q_weight: torch.Tensor, k_weight: torch.Tensor, eps: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same contract as ``plinth.ops.reference.qk_norm_rotary``: per-head RMSNorm of q and k, then rotary."""
+    return _launch(positions, query, key, head_size, cos_sin_cache, is_neox_style, q_weight.contiguous(),
+                   k_weight.contiguous(), eps)
+
+
+def _launch(positions, query, key, head_size, cos_sin_cache, is_neox_style, q_weight, k_weight, eps):
     q, k = _rows(query, head_size), _rows(key, head_size)
     q_out = torch.empty(query.shape, dtype=query.dtype, device=query.device)
     k_out = torch.empty(key.shape, dtype=key.dtype, device=key.device)
@@ -73,11 +101,13 @@ def rotary_embedding(
     if cos_sin_cache.stride(-1) != 1:
         cos_sin_cache = cos_sin_cache.contiguous()
     num_q, num_k = q.shape[1] // head_size, k.shape[1] // head_size
+    norm = q_weight is not None
     if num_tokens:
         _rotary_kernel[(num_tokens,)](
             positions, q, k, q_out, k_out, cos_sin_cache, q.stride(0), k.stride(0), cos_sin_cache.stride(0),
+            q_weight if norm else q, k_weight if norm else k, float(eps),
             NUM_Q=num_q, NUM_K=num_k, HQ_P2=triton.next_power_of_2(num_q), HK_P2=triton.next_power_of_2(num_k),
             HEAD=head_size, HALF=rot // 2, HALF_P2=triton.next_power_of_2(rot // 2), ROT=rot,
-            PASS_P2=triton.next_power_of_2(max(head_size - rot, 1)), NEOX=is_neox_style, num_warps=4,
+            PASS_P2=triton.next_power_of_2(max(head_size - rot, 1)), NEOX=is_neox_style, NORM=norm, num_warps=4,
         )
     return q_out, k_out

@@ -66,10 +66,11 @@ def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed
 
 
 def check_elementwise(dtype, device, seed=0, tokens=(1, 5), hidden=(64, 96)):
-    """rms_norm, fused_add_rms_norm, silu_and_mul, rotary (neox and gpt-j, partial) vs reference."""
+    """rms_norm, fused_add_rms_norm, silu_and_mul, rotary and qk_norm_rotary (neox and gpt-j, partial)
+    vs reference."""
     from plinth_triton.activation import silu_and_mul
     from plinth_triton.norm import fused_add_rms_norm, rms_norm
-    from plinth_triton.rotary import rotary_embedding
+    from plinth_triton.rotary import qk_norm_rotary, rotary_embedding
 
     gen = torch.Generator().manual_seed(seed)
 
@@ -100,6 +101,12 @@ def check_elementwise(dtype, device, seed=0, tokens=(1, 5), hidden=(64, 96)):
             eq, ek = reference.rotary_embedding(pos, q, k, head, cache, neox)
             close(aq, eq, dtype, f"rotary q {head}/{rot}/{neox}")
             close(ak, ek, dtype, f"rotary k {head}/{rot}/{neox}")
+            # Qwen3's path: per-head RMSNorm of q and k, then rotary, in one kernel
+            wq, wk = r(head) * 0.1 + 1, r(head) * 0.1 + 1
+            aq, ak = qk_norm_rotary(pos, q, k, head, cache, neox, wq, wk, 1e-6)
+            eq, ek = reference.qk_norm_rotary(pos, q, k, head, cache, neox, wq, wk, 1e-6)
+            close(aq, eq, dtype, f"qk_norm_rotary q {head}/{rot}/{neox}")
+            close(ak, ek, dtype, f"qk_norm_rotary k {head}/{rot}/{neox}")
 
 
 def check_write_kv(dtype, device, seed=0):
