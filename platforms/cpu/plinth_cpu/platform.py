@@ -11,6 +11,7 @@ from plinth.platform import Capabilities, ConfigPatch, Feature, KernelRegistry, 
 from plinth_cpu.attention import CpuAttentionBackend
 from plinth_cpu.device import CpuDeviceOps
 from plinth_cpu.extension import extension
+from plinth_cpu.host_memory import keep_freed_memory
 from plinth_cpu.isa import detect
 from plinth_cpu.kernels import CsrcOps, build_registry
 from plinth_cpu.quantization import Int8WeightOnly
@@ -70,6 +71,7 @@ class CpuPlatform(Platform):
         return build_registry(self._extension.module, self._extension.isa)
 
     def setup_process(self) -> None:
+        keep_freed_memory()
         cores = detect().cores
         if torch.get_num_threads() > cores:
             torch.set_num_threads(cores)
