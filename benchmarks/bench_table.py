@@ -17,11 +17,10 @@ def load(path: Path) -> dict | None:
 def main(out_dir: str) -> None:
     out = Path(out_dir)
     print(f"{'workload':<10}{'plinth out tok/s':>18}{'HF out tok/s':>14}{'ratio':>8}{'% roofline':>12}  notes")
-    for name in ("T3", "T1", "L1"):
+    for name in ("T3", "T3_repeat", "T1", "T2", "L1"):
         ours = load(out / f"plinth_{name.lower()}.json")
         peer = load(out / f"hf_{name.lower()}.json")
         if ours is None:
-            print(f"{name:<10}{'(not run)':>18}")
             continue
         rate = ours.get("decode_tok_s") if name == "L1" else ours["output_tok_s"]
         hf = peer["output_tok_s"] if peer else None

@@ -9,6 +9,7 @@
 #   bash benchmarks/gpu_suite.sh round2   # GPU end-to-end tests, then T3, L1, T1 (one ~8-minute call)
 #   bash benchmarks/gpu_suite.sh round3   # fused sampling kernel tests + sampler micro-benchmark, then T3
 #   bash benchmarks/gpu_suite.sh round4   # kernel + e2e GPU tests, then T3, T1 (200), L1 and a T3 device timeline
+#   bash benchmarks/gpu_suite.sh round5   # T3 twice, T1 (200), L1, then the HF peer on T3 (time-limited)
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -74,6 +75,15 @@ if [[ $STAGE == round4 ]]; then  # start-up profile run + no mid-run JIT, wide d
     bench l1 latency --workload L1
     timeout 200 python3 benchmarks/profile_step_timeline.py --workload T3 --json "$OUT/timeline_t3.json" \
         >"$OUT/timeline_t3.log" 2>&1 || { echo "timeline failed"; tail -20 "$OUT/timeline_t3.log"; }
+fi
+if [[ $STAGE == round5 ]]; then  # the session's final figures: T3 twice (spread), T1 (200), L1, then the HF peer on T3
+    bench t3 throughput --workload T3
+    bench t3_repeat throughput --workload T3
+    bench t1 throughput --workload T1 --num-requests "${T1_REQUESTS:-200}"
+    bench l1 latency --workload L1
+    timeout $(( ${HF_TIME_LIMIT:-200} + 100 )) python3 benchmarks/bench_hf_peer.py --workload T3 \
+        --time-limit "${HF_TIME_LIMIT:-200}" --json "$OUT/hf_t3.json" >"$OUT/hf_t3.log" 2>&1 \
+        || { echo "HF peer failed"; tail -20 "$OUT/hf_t3.log"; }
 fi
 echo; cat "$OUT/env.txt"
 python3 benchmarks/bench_table.py "$OUT"
