@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,9 @@ import torch
 from plinth.platform.attention import AttentionBackend
 from plinth.platform.communicator import Communicator, SingleProcessCommunicator
 from plinth.platform.kernels import KernelRegistry
+from plinth.platform.linear_method import UNQUANTIZED, LinearMethod, TorchLinearMethod
+
+_TORCH_LINEAR = TorchLinearMethod()
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -33,10 +37,15 @@ class BuildContext:
     tp_rank: int = 0  # this process's tensor-parallel rank
     tp_size: int = 1  # tensor-parallel world size
     communicator: Communicator = field(default_factory=SingleProcessCommunicator)  # TP collectives
+    # the platform's linear methods by name (``Platform.quantization_methods()``); none = torch's F.linear
+    linear_methods: Mapping[str, LinearMethod] = field(default_factory=dict)
+    quantization: str | None = None  # the linear method the model's layers use; None = "unquantized"
 
     def __post_init__(self) -> None:
         if self.tp_size < 1 or not 0 <= self.tp_rank < self.tp_size:
             raise ValueError(f"tp_rank must be in [0, tp_size); got tp_rank={self.tp_rank}, tp_size={self.tp_size}")
+        if self.quantization is not None:
+            self.linear_method()  # an unknown quantization fails at construction, with the offered names
         if not isinstance(self.device, torch.device):
             object.__setattr__(self, "device", torch.device(self.device))
 
@@ -50,6 +59,18 @@ class BuildContext:
         traits.setdefault("dtype", dtype_name(self.dtype))
         traits.setdefault("device_type", self.device.type)
         return self.kernels.resolve(op, **traits)
+
+    def linear_method(self) -> LinearMethod:
+        """The method every linear layer of the model uses: ``quantization`` (which the platform must
+        offer) or the platform's unquantized method, else torch's ``F.linear``."""
+        name = self.quantization or UNQUANTIZED
+        method = self.linear_methods.get(name)
+        if method is not None:
+            return method
+        if self.quantization is not None:
+            offered = ", ".join(sorted(self.linear_methods)) or "none"
+            raise ValueError(f"quantization {self.quantization!r} is not offered by this platform (offered: {offered})")
+        return _TORCH_LINEAR
 
     def empty(self, *shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
         """An uninitialised tensor on this context's device, in its dtype unless given."""

@@ -14,6 +14,7 @@ from plinth_cpu.extension import extension
 from plinth_cpu.host_memory import keep_freed_memory
 from plinth_cpu.isa import detect
 from plinth_cpu.kernels import CsrcOps, build_registry
+from plinth_cpu.linear import OneDnnPackedLinear
 from plinth_cpu.quantization import Int8WeightOnly
 
 
@@ -61,10 +62,12 @@ class CpuPlatform(Platform):
         return self._backends
 
     def quantization_methods(self):
-        """Int8 weight-only linears through the csrc kernel (none with the extension off)."""
-        if self._extension.module is None:
-            return {}
-        return {Int8WeightOnly.name: Int8WeightOnly(self._extension.module)}
+        """Linear methods: float weights pre-packed for oneDNN (``"unquantized"``) and, with the C++
+        extension, int8 weight-only linears (``"int8_weight_only"``)."""
+        methods = {OneDnnPackedLinear.name: OneDnnPackedLinear()}
+        if self._extension.module is not None:
+            methods[Int8WeightOnly.name] = Int8WeightOnly(self._extension.module)
+        return methods
 
     def kernels(self) -> KernelRegistry:
         """The csrc kernels on the active ISA path (empty with PLINTH_CPU_KERNELS=reference)."""

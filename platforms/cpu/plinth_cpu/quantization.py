@@ -3,8 +3,8 @@
 ``Int8WeightOnly.quantize`` turns a float weight ``[N, K]`` into int8 with one symmetric fp32
 scale per output channel; ``apply`` computes ``x @ dequantized(weight).T + bias`` with the
 csrc kernel (weights stay int8 in memory, fp32 accumulation). ``dequantize`` is the
-reference the kernel is tested against. Core does not yet consume quantization methods
-(no model layer asks ``Platform.quantization_methods()``); see benchmarks/RESULTS.md.
+reference the kernel is tested against. A ``LinearMethod``: model layers use it when the build
+context's ``quantization`` names it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from plinth.platform.linear_method import LinearMethod
 from plinth_cpu.kernels import DTYPE_CODES
 
 
@@ -24,7 +25,7 @@ class Int8Weight:
     scale: torch.Tensor  # float32 [N]: weight ~= qweight * scale[:, None]
 
 
-class Int8WeightOnly:
+class Int8WeightOnly(LinearMethod):
     """Per-channel symmetric int8 weights, activations in the model dtype (fp32 or bf16)."""
 
     name = "int8_weight_only"
@@ -39,6 +40,9 @@ class Int8WeightOnly:
         q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
         return Int8Weight(q.contiguous(), scale.contiguous())
 
+    def prepare(self, weight: torch.Tensor) -> Int8Weight:
+        return self.quantize(weight)
+
     @staticmethod
     def dequantize(weight: Int8Weight) -> torch.Tensor:
         return weight.qweight.float() * weight.scale[:, None]
@@ -49,6 +53,8 @@ class Int8WeightOnly:
         return F.linear(x.float(), self.dequantize(weight), b).to(x.dtype)
 
     def apply(self, x: torch.Tensor, weight: Int8Weight, bias: torch.Tensor | None = None) -> torch.Tensor:
+        if isinstance(weight, torch.Tensor):  # a layer that was never prepared: its float weight
+            return F.linear(x, weight, bias)
         n, k = weight.qweight.shape
         if x.dtype not in DTYPE_CODES or x.shape[-1] != k or (bias is not None and bias.dtype != x.dtype):
             return self.reference(x, weight, bias)

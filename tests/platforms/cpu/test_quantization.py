@@ -37,3 +37,22 @@ def test_quantize_round_trip_error_is_within_half_a_step():
     q = Int8WeightOnly.quantize(w)
     assert q.qweight.dtype == torch.int8 and q.scale.shape == (64,)
     assert ((Int8WeightOnly.dequantize(q) - w).abs() <= q.scale[:, None] / 2 + 1e-6).all()
+
+
+def test_a_model_layer_built_for_int8_computes_on_the_dequantized_weight():
+    from plinth.model.build_context import BuildContext
+    from plinth.model.layers import MergedColumnParallelLinear
+    from plinth.ops.reference_backend import ReferenceAttentionBackend
+    from plinth.platform import KernelRegistry
+
+    method = Int8WeightOnly(STATUS.module)
+    ctx = BuildContext(KernelRegistry(), ReferenceAttentionBackend(), torch.bfloat16, torch.device("cpu"),
+                       linear_methods={method.name: method}, quantization=method.name)
+    layer = MergedColumnParallelLinear(64, [96, 96], ctx)
+    gen = torch.Generator().manual_seed(1)
+    for shard in (0, 1):
+        layer.weight.weight_loader(layer.weight, torch.randn(96, 64, generator=gen) * 0.1, shard)
+    layer.process_weights_after_loading()
+    x = torch.randn(5, 64, generator=gen).bfloat16()
+    assert_close(layer(x), method.reference(x, layer.prepared), "bfloat16", "int8 layer")
+    assert not torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight)), "the float weight was used"

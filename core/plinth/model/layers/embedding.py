@@ -53,6 +53,15 @@ class ParallelLMHead(VocabParallelEmbedding):
     For tied embeddings, :meth:`tie_to` makes it share the embedding's weight.
     """
 
+    def __init__(self, num_embeddings: int, embedding_dim: int, ctx: BuildContext) -> None:
+        super().__init__(num_embeddings, embedding_dim, ctx)
+        self.linear_method = ctx.linear_method()
+        self.prepared = None  # the linear method's form of the weight, after loading
+
+    def process_weights_after_loading(self) -> None:
+        """Prepare the (possibly tied) weight for the linear method; the embedding keeps its own."""
+        self.prepared = self.linear_method.prepare(self.weight.detach())
+
     def tie_to(self, embedding: VocabParallelEmbedding) -> None:
         """Share ``embedding``'s weight (tied input and output embeddings)."""
         if embedding.weight.shape != self.weight.shape:
@@ -61,7 +70,7 @@ class ParallelLMHead(VocabParallelEmbedding):
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """``[R, H]`` -> float32 logits ``[R, vocab_size]`` over the whole vocabulary."""
-        logits = F.linear(hidden, self.weight)
+        logits = self.linear_method.apply(hidden, self.weight if self.prepared is None else self.prepared)
         if self.ctx.tp_size > 1:
             logits = self.ctx.communicator.all_gather(logits, dim=-1)
         return logits[:, : self.num_embeddings].float()

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from plinth.model.build_context import BuildContext
@@ -44,7 +43,8 @@ def new_parameter(ctx: BuildContext, *shape: int, loader) -> nn.Parameter:
 
 
 class LinearBase(nn.Module):
-    """``y = x W^T + b`` with ``W`` of shape ``[out_per_rank, in_per_rank]``."""
+    """``y = x W^T + b`` with ``W`` of shape ``[out_per_rank, in_per_rank]``, computed by the
+    context's linear method (``ctx.linear_method()``) on the form it prepared after loading."""
 
     def __init__(self, in_per_rank: int, out_per_rank: int, bias: bool, ctx: BuildContext) -> None:
         super().__init__()
@@ -52,12 +52,22 @@ class LinearBase(nn.Module):
         self.tp_rank, self.tp_size = ctx.tp_rank, ctx.tp_size
         self.weight = new_parameter(ctx, out_per_rank, in_per_rank, loader=self.weight_loader)
         self.bias = new_parameter(ctx, out_per_rank, loader=self.weight_loader) if bias else None
+        self.linear_method = ctx.linear_method()
+        self.prepared = None  # what the method computes with; None until process_weights_after_loading
 
     def weight_loader(self, param: torch.Tensor, loaded_weight: torch.Tensor, shard_id=None) -> None:
         copy_checked(param, loaded_weight)
 
+    def process_weights_after_loading(self) -> None:
+        """Let the linear method prepare (pack, quantize) the loaded weight; called once by the loader."""
+        self.prepared = self.linear_method.prepare(self.weight.detach())
+
+    def _linear(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        prepared = self.weight if self.prepared is None else self.prepared
+        return self.linear_method.apply(x, prepared, bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+        return self._linear(x, self.bias)
 
 
 class ReplicatedLinear(LinearBase):
@@ -84,7 +94,7 @@ class ColumnParallelLinear(LinearBase):
         copy_checked(param, loaded_weight.narrow(0, self.tp_rank * rows, rows))
 
     def forward(self, x):
-        y = F.linear(x, self.weight, self.bias)
+        y = self._linear(x, self.bias)
         return self.ctx.communicator.all_gather(y, dim=-1) if self.gather_output and self.tp_size > 1 else y
 
 
@@ -174,5 +184,5 @@ class RowParallelLinear(LinearBase):
 
     def forward(self, x):
         bias = self.bias if self.tp_rank == 0 else None
-        y = F.linear(x, self.weight, bias)
+        y = self._linear(x, bias)
         return self.ctx.communicator.all_reduce(y) if self.reduce_results and self.tp_size > 1 else y

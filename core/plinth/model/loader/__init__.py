@@ -37,7 +37,15 @@ def get_model(
         else:
             loaded = model.load_weights(_weights(model_config, ctx, progress))
             _check_complete(model, loaded, model_config)
+        process_weights_after_loading(model)
     return model.eval()
+
+
+def process_weights_after_loading(model: nn.Module) -> None:
+    """Let every layer that has a post-load step (linear methods: packing, quantizing) take it."""
+    for module in model.modules():
+        if hasattr(module, "process_weights_after_loading"):
+            module.process_weights_after_loading()
 
 
 def _weights(model_config: ModelConfig, ctx: BuildContext, progress: bool):

@@ -1,0 +1,46 @@
+"""Linear methods: how a linear layer stores its weight and computes ``x W^T + b``.
+
+A platform offers them through ``Platform.quantization_methods()`` by name (vLLM's
+``LinearMethodBase``): ``"unquantized"`` for plain float weights (e.g. pre-packed for the
+platform's GEMM library) and one entry per quantization format (e.g. ``"int8_weight_only"``).
+Model layers receive them through ``BuildContext.linear_methods`` and call ``prepare`` once,
+after the checkpoint is loaded, then ``apply`` on every forward. Semantics are always those of
+``TorchLinearMethod`` on the weight ``prepare`` received (a quantized method: on its
+dequantized weight).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+UNQUANTIZED = "unquantized"
+
+
+class LinearMethod(ABC):
+    """Stores and applies one linear layer's weight ``[out_features, in_features]``."""
+
+    #: the key this method is offered under in ``Platform.quantization_methods()``
+    name: str = UNQUANTIZED
+
+    @abstractmethod
+    def prepare(self, weight: Any) -> Any:
+        """The form ``apply`` reads (packed, quantized, or ``weight`` itself), made once after
+        loading. Must not modify ``weight``; may return it unchanged."""
+
+    @abstractmethod
+    def apply(self, x: Any, prepared: Any, bias: Any | None = None) -> Any:
+        """``x [..., in_features] -> [..., out_features]`` in ``x``'s dtype. ``prepared`` is what
+        :meth:`prepare` returned, or the plain float weight when a layer was never prepared."""
+
+
+class TorchLinearMethod(LinearMethod):
+    """The reference and the default: ``torch.nn.functional.linear`` on the float weight."""
+
+    def prepare(self, weight):
+        return weight
+
+    def apply(self, x, prepared, bias=None):
+        import torch.nn.functional as F
+
+        return F.linear(x, prepared, bias)

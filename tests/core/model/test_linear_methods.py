@@ -1,0 +1,88 @@
+"""Linear layers compute through the build context's linear method, prepared once after loading."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from plinth.model.build_context import BuildContext
+from plinth.model.loader import get_model
+from plinth.model.model_config import ModelConfig
+from plinth.ops.reference_backend import ReferenceAttentionBackend
+from plinth.platform.kernels import KernelRegistry
+from plinth.platform.linear_method import UNQUANTIZED, LinearMethod
+from tests.core.model.batch_util import PagedDriver
+from tests.core.model.test_models import run_schedule
+
+
+class HalfStepQuantized(LinearMethod):
+    """A visible stand-in for a quantized format: weights rounded to multiples of 1/8 at prepare."""
+
+    name = "eighths"
+
+    def __init__(self) -> None:
+        self.prepared: list[tuple[int, ...]] = []
+        self.applied = 0
+
+    def prepare(self, weight):
+        self.prepared.append(tuple(weight.shape))
+        return ("eighths", torch.round(weight * 8) / 8)
+
+    def apply(self, x, prepared, bias=None):
+        self.applied += 1
+        tag, weight = prepared
+        assert tag == "eighths", "a layer computed with an unprepared weight"
+        return F.linear(x, weight, bias)
+
+
+def _ctx(config, **kwargs):
+    return BuildContext(KernelRegistry(), ReferenceAttentionBackend(), config.dtype, torch.device("cpu"),
+                        block_size=4, **kwargs)
+
+
+def _load(folder, **ctx_kwargs):
+    config = ModelConfig.from_source(folder, dtype="float32")
+    ctx = _ctx(config, **ctx_kwargs)
+    return get_model(config, ctx, progress=False), ctx
+
+
+def test_every_linear_and_the_lm_head_are_prepared_and_applied(tiny_checkpoint):
+    folder, _ = tiny_checkpoint("llama", name="llama-tied", tie_word_embeddings=True)
+    method = HalfStepQuantized()
+    model, ctx = _load(folder, linear_methods={"eighths": method}, quantization="eighths")
+    layers = model.config.num_hidden_layers
+    assert len(method.prepared) == 4 * layers + 1  # qkv, o, gate_up, down per layer + the LM head
+    assert (model.config.vocab_size, model.config.hidden_size) in method.prepared
+    PagedDriver(model, ctx.attention_backend).step({"a": [1, 2, 3]})
+    assert method.applied == 4 * layers + 1
+    # the tied embedding keeps its float weight: only the LM head's copy is rounded
+    assert not torch.equal(model.model.embed_tokens.weight, torch.round(model.model.embed_tokens.weight * 8) / 8)
+
+
+def test_a_quantized_model_equals_the_model_on_its_dequantized_weights(tiny_checkpoint):
+    folder, _ = tiny_checkpoint("llama", tie_word_embeddings=False)
+    quantized, ctx_q = _load(folder, linear_methods={"eighths": HalfStepQuantized()}, quantization="eighths")
+    reference, ctx_r = _load(folder)
+    with torch.no_grad():
+        for module in reference.modules():
+            if hasattr(module, "process_weights_after_loading"):
+                module.weight.copy_(torch.round(module.weight * 8) / 8)
+    ours = run_schedule(PagedDriver(quantized, ctx_q.attention_backend))
+    ref = run_schedule(PagedDriver(reference, ctx_r.attention_backend))
+    for req in ours:
+        assert ours[req][0] == ref[req][0], f"{req}: greedy tokens differ"
+        torch.testing.assert_close(ours[req][1], ref[req][1], atol=1e-5, rtol=1e-5)
+
+
+def test_the_platform_unquantized_method_is_used_without_a_quantization(tiny_checkpoint):
+    folder, _ = tiny_checkpoint("llama", tie_word_embeddings=False)
+    method = HalfStepQuantized()
+    _load(folder, linear_methods={UNQUANTIZED: method})
+    assert len(method.prepared) == 4 * 2 + 1
+
+
+def test_an_unknown_quantization_is_refused_with_the_offered_names():
+    with pytest.raises(ValueError, match=r"quantization 'int4' is not offered by this platform \(offered: eighths\)"):
+        BuildContext(KernelRegistry(), ReferenceAttentionBackend(), torch.float32, torch.device("cpu"),
+                     linear_methods={"eighths": HalfStepQuantized()}, quantization="int4")
