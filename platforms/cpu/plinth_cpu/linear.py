@@ -28,6 +28,12 @@ def onednn_packing_available() -> bool:
                 and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
+@functools.cache
+def _linear_pointwise():
+    """The op's one overload, looked up once (calling the packet resolves it per call)."""
+    return torch.ops.mkldnn._linear_pointwise.default
+
+
 class OneDnnPackedLinear(LinearMethod):
     """Unquantized linears on oneDNN-packed weights."""
 
@@ -48,5 +54,5 @@ class OneDnnPackedLinear(LinearMethod):
     def apply(self, x: torch.Tensor, prepared: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         if prepared.is_mkldnn and x.dtype == prepared.dtype and x.numel() > 0 and (
                 bias is None or bias.dtype == x.dtype):
-            return torch.ops.mkldnn._linear_pointwise(x, prepared, bias, "none", [], "")
+            return _linear_pointwise()(x, prepared, bias, "none", [], "")
         return F.linear(x, prepared.to_dense() if prepared.is_mkldnn else prepared, bias)
