@@ -56,6 +56,9 @@ def test_every_linear_and_the_lm_head_are_prepared_and_applied(tiny_checkpoint):
     assert (model.config.vocab_size, model.config.hidden_size) in method.prepared
     PagedDriver(model, ctx.attention_backend).step({"a": [1, 2, 3]})
     assert method.applied == 4 * layers + 1
+    # a prepared linear releases its float weight; the LM head shares the embedding's and keeps it
+    assert model.model.layers[0].mlp.gate_up_proj.weight.numel() == 0
+    assert model.lm_head.weight.numel() == model.config.vocab_size * model.config.hidden_size
     # the tied embedding keeps its float weight: only the LM head's copy is rounded
     assert not torch.equal(model.model.embed_tokens.weight, torch.round(model.model.embed_tokens.weight * 8) / 8)
 

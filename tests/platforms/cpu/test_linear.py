@@ -46,3 +46,28 @@ def test_the_platform_offers_the_packed_method_as_unquantized():
     from plinth_cpu.platform import CpuPlatform
 
     assert isinstance(CpuPlatform().quantization_methods()[UNQUANTIZED], OneDnnPackedLinear)
+
+
+@needs_onednn
+def test_a_model_on_packed_linears_matches_transformers(tmp_path):
+    from plinth.model.build_context import BuildContext
+    from plinth.model.loader import get_model
+    from plinth.model.model_config import ModelConfig
+    from plinth.ops.reference_backend import ReferenceAttentionBackend
+    from plinth.platform import KernelRegistry
+    from plinth_cpu.platform import CpuPlatform
+    from tests.core.model.batch_util import PagedDriver
+    from tests.core.model.conftest import build_hf_model, tiny_config
+    from tests.core.model.test_models import run_schedule
+
+    hf_model = build_hf_model(tiny_config("llama", tie_word_embeddings=False))
+    hf_model.save_pretrained(tmp_path)
+    config = ModelConfig.from_source(str(tmp_path), dtype="float32")
+    ctx = BuildContext(KernelRegistry(), ReferenceAttentionBackend(), config.dtype, torch.device("cpu"), block_size=4,
+                       linear_methods=CpuPlatform().quantization_methods())
+    model = get_model(config, ctx, progress=False)
+    assert model.model.layers[0].self_attn.qkv_proj.prepared.is_mkldnn and model.lm_head.prepared.is_mkldnn
+    for req, (tokens, ours) in run_schedule(PagedDriver(model, ctx.attention_backend)).items():
+        with torch.no_grad():
+            ref = hf_model(torch.tensor([tokens])).logits[0]
+        torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4, msg=lambda m, req=req: f"{req}: {m}")

@@ -52,7 +52,9 @@ def test_a_model_layer_built_for_int8_computes_on_the_dequantized_weight():
     gen = torch.Generator().manual_seed(1)
     for shard in (0, 1):
         layer.weight.weight_loader(layer.weight, torch.randn(96, 64, generator=gen) * 0.1, shard)
+    float_weight = layer.weight.detach().clone()
     layer.process_weights_after_loading()
     x = torch.randn(5, 64, generator=gen).bfloat16()
     assert_close(layer(x), method.reference(x, layer.prepared), "bfloat16", "int8 layer")
-    assert not torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight)), "the float weight was used"
+    assert not torch.equal(layer(x), torch.nn.functional.linear(x, float_weight)), "the float weight was used"
+    assert layer.weight.numel() == 0, "the float weight is still held next to the int8 one"

@@ -59,8 +59,16 @@ class LinearBase(nn.Module):
         copy_checked(param, loaded_weight)
 
     def process_weights_after_loading(self) -> None:
-        """Let the linear method prepare (pack, quantize) the loaded weight; called once by the loader."""
+        """Let the linear method prepare (pack, quantize) the loaded weight; called once by the loader.
+
+        When the prepared form is not the weight itself, the float weight's memory is released
+        (the parameter stays, empty): a model must not hold its linears twice.
+        """
         self.prepared = self.linear_method.prepare(self.weight.detach())
+        shares = (isinstance(self.prepared, torch.Tensor) and self.prepared.layout == torch.strided
+                  and self.prepared.data_ptr() == self.weight.data_ptr())
+        if not shares:
+            self.weight.data = self.weight.data.new_empty(0)
 
     def _linear(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         prepared = self.weight if self.prepared is None else self.prepared
