@@ -42,6 +42,7 @@ class EngineConfig:
     dtype: str = "auto"
     seed: int = 0
     load_format: str = "auto"
+    quantization: str | None = None  # a linear method the platform offers (quantization_methods()); None = float
     cache: CacheConfig = field(default_factory=CacheConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)

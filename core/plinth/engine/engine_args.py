@@ -28,6 +28,7 @@ class EngineArgs:
     kv_cache_memory_bytes: int | None = None
     kv_cache_dtype: str = "auto"
     enforce_eager: bool = False  # never capture device graphs
+    quantization: str | None = None  # e.g. "int8_weight_only" where the platform offers it
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> EngineArgs:
@@ -40,6 +41,7 @@ class EngineArgs:
     def engine_config(self, max_model_len: int) -> EngineConfig:
         return EngineConfig(
             model=self.model, dtype=self.dtype, seed=self.seed, load_format=self.load_format,
+            quantization=self.quantization,
             cache=CacheConfig(
                 block_size=self.block_size, enable_prefix_caching=self.enable_prefix_caching,
                 num_gpu_blocks_override=self.num_gpu_blocks_override,

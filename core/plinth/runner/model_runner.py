@@ -19,7 +19,7 @@ from plinth.runner.prompt_logprobs import collect_prompt_logprobs
 from plinth.runner.request_state import RequestState, needs_output_history
 from plinth.runner.sampler import Sampler
 from plinth.runner.sampling_metadata import SamplingMetadata, make_generator
-from plinth.runner.step_inputs import InputBuffers, StepInputs
+from plinth.runner.step_inputs import InputBuffers
 from plinth.runner.warm_up import profile_run
 from plinth.sampling_params import SamplingParams
 from plinth.sched.outputs import RunnerOutput, SchedulerOutput
@@ -44,7 +44,8 @@ class ModelRunner:
         kernels = platform.kernels()
         plugin_manager().hook.plinth_register_kernels(platform_name=platform.name, registry=kernels)
         self.ctx = BuildContext(kernels, backend, self.dtype, self.device, self.block_size,
-                                config.cache.kv_cache_dtype)
+                                config.cache.kv_cache_dtype, linear_methods=platform.quantization_methods(),
+                                quantization=config.quantization)
         self.model = get_model(model_config, self.ctx)
         self.kv_dtype = self.dtype if config.cache.kv_cache_dtype == "auto" else getattr(
             torch, config.cache.kv_cache_dtype)
