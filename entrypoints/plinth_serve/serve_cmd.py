@@ -28,6 +28,9 @@ def serve(
                                                rich_help_panel=_ENGINE),
     load_format: str = typer.Option("auto", help="auto, safetensors, gguf or dummy.", rich_help_panel=_ENGINE),
     seed: int = typer.Option(0, help="Engine seed.", rich_help_panel=_ENGINE),
+    quantization: str | None = typer.Option(None, help="Linear method the platform offers, e.g. "
+                                            "int8_weight_only on cpu. "
+                                            "Default: float weights.", rich_help_panel=_ENGINE),
     host: str = typer.Option("127.0.0.1", help="Address to bind. Loopback by default; use 0.0.0.0 to expose "
                              "the server (then set --api-key).", rich_help_panel=_SERVER),
     port: int = typer.Option(8000, help="Port to bind.", rich_help_panel=_SERVER),
@@ -69,7 +72,7 @@ def serve(
         served_model_names=tuple(served_model_name or ()), dtype=dtype, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, max_num_seqs=max_num_seqs,
         max_num_batched_tokens=max_num_batched_tokens, enable_prefix_caching=enable_prefix_caching,
-        load_format=load_format, seed=seed, chat_template=chat_template,
+        load_format=load_format, seed=seed, quantization=quantization, chat_template=chat_template,
         allowed_origins=tuple(allowed_origins or ()), shutdown_timeout=shutdown_timeout,
         exit_on_engine_death=exit_on_engine_death, log_level=log_level,
         limits=Limits(max_queued_requests=max_queued_requests, max_queued_prompt_tokens=max_queued_prompt_tokens))

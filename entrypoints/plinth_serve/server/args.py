@@ -25,6 +25,7 @@ class ServerArgs:
     enable_prefix_caching: bool = True
     load_format: str = "auto"
     seed: int = 0
+    quantization: str | None = None  # a linear method the platform offers, e.g. "int8_weight_only"
     chat_template: str | None = None  # a Jinja template, or a file holding one
     allowed_origins: tuple[str, ...] = ()  # CORS; empty = CORS off
     limits: Limits = field(default_factory=Limits)
@@ -37,7 +38,7 @@ class ServerArgs:
                           load_format=self.load_format, max_model_len=self.max_model_len,
                           max_num_seqs=self.max_num_seqs, max_num_batched_tokens=self.max_num_batched_tokens,
                           enable_prefix_caching=self.enable_prefix_caching,
-                          gpu_memory_utilization=self.gpu_memory_utilization)
+                          gpu_memory_utilization=self.gpu_memory_utilization, quantization=self.quantization)
 
     def default_served_name(self) -> str:
         if self.served_model_names:

@@ -1,0 +1,26 @@
+"""`plinth serve` engine options reach EngineArgs (the server builds its engine from them)."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from plinth_serve.cli import app
+from plinth_serve.server.args import ServerArgs
+
+
+def test_quantization_reaches_the_engine_args():
+    assert ServerArgs(quantization="int8_weight_only").engine_args().quantization == "int8_weight_only"
+    assert ServerArgs().engine_args().quantization is None
+
+
+def test_serve_passes_quantization(monkeypatch):
+    seen = {}
+
+    def fake_serve(args):
+        seen["args"] = args
+        return 0
+
+    monkeypatch.setattr("plinth_serve.server.launcher.serve", fake_serve)
+    result = CliRunner().invoke(app, ["serve", "--quantization", "int8_weight_only", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert seen["args"].engine_args().quantization == "int8_weight_only"
