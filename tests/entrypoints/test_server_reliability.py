@@ -65,7 +65,8 @@ def test_sigterm_drains_in_flight_then_exits():
     server = ServerProcess("--shutdown-timeout", "60", api_key=None).wait_ready()
     try:
         sinks = [[] for _ in range(3)]
-        body = {"prompt": "Count: 1, 2,", "max_tokens": 6, "temperature": 0, "stream": True,
+        # long enough that the drain outlasts the late request below (a fast CPU step is ~20 ms)
+        body = {"prompt": "Count: 1, 2,", "max_tokens": 64, "temperature": 0, "stream": True,
                 "ignore_eos": True}
         threads = [threading.Thread(target=_stream_lines, args=(server.url + "/v1/completions", body, s))
                    for s in sinks]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plinth.bench.workloads import MODEL_SHAPES, Workload, build_workload, model_folder
+from plinth.engine.heap import freeze_heap
 
 #: Measured ceilings of the lent H100 (BENCHMARKS.md) and the bounds it derives per workload.
 ROOFLINE_OUT_TOK_S = {"T1": 4640.0, "T2": 9500.0, "T3": 25400.0, "L1": 198.0}
@@ -18,7 +19,7 @@ class BenchOptions:
     num_requests: int | None = None  # scale T1/T2 down
     enforce_eager: bool = False  # no device graphs
     max_num_seqs: int = 256
-    max_num_batched_tokens: int = 8192
+    max_num_batched_tokens: int = 16384  # vLLM's offline (LLM-class) default on 70+ GB GPUs
     gpu_memory_utilization: float = 0.9
     warmup_requests: int = 4  # a short untimed run first (kernel compilation, allocator warm-up)
     engine_options: dict | None = None  # anything else, vLLM names
@@ -33,6 +34,7 @@ def _make_llm(workload: Workload, options: BenchOptions):
     start = time.perf_counter()
     llm = LLM(model_folder(workload.model), load_format="dummy", dtype="bfloat16", skip_tokenizer_init=True,
               device=options.device, enable_prefix_caching=False, **engine)
+    freeze_heap()  # a benchmark process owns this one engine, like a server's engine process
     return llm, time.perf_counter() - start
 
 

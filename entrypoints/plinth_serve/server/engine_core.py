@@ -29,10 +29,12 @@ def engine_core_main(conn: Connection, engine_args: bytes, log_level: str = "WAR
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s engine-core %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the HTTP process decides when we stop
     try:
+        from plinth.engine.heap import freeze_heap
         from plinth.engine.llm_engine import LLMEngine
 
         args = ipc.decode_engine_args(engine_args)
         engine = LLMEngine(args)
+        freeze_heap()
     except Exception as exc:  # report why start-up failed, then exit
         logger.exception("engine start-up failed")
         _send(conn, ipc.Fatal(f"engine start-up failed: {type(exc).__name__}: {exc}"))
