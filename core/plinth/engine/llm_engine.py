@@ -16,6 +16,7 @@ from plinth.model.tokenizer import load_tokenizer
 from plinth.outputs import RequestOutput
 from plinth.platform import Feature, select_platform
 from plinth.platform.configure import apply_config_patch
+from plinth.platform.linear_method import UNQUANTIZED
 from plinth.runner.model_runner import ModelRunner
 from plinth.sampling_params import SamplingParams
 from plinth.sched.request import sibling_request_ids
@@ -35,6 +36,7 @@ class LLMEngine:
             model, dtype=self._dtype(args), load_format=args.load_format,
             max_model_len=args.max_model_len, tokenizer=args.tokenizer)
         config = args.engine_config(self.model_config.max_model_len)
+        config = dataclasses.replace(config, quantization=self._quantization(args.quantization))
         config = apply_config_patch(config, self.platform.configure(config), self.platform.name)
         self.platform.device.seed(config.seed)
         self.config = config
@@ -47,6 +49,17 @@ class LLMEngine:
         self.eos_token_id, self._extra_eos = (eos[0], eos[1:]) if eos else (None, [])
         self._groups: dict[str, RequestGroup] = {}
         self._seq_owner: dict[str, tuple[RequestGroup, int]] = {}
+
+    def _quantization(self, name: str | None) -> str | None:
+        """``name`` if the platform offers it; "unquantized" means the default (float weights)."""
+        if name is None or name == UNQUANTIZED:
+            return None
+        offered = self.platform.quantization_methods()
+        if name not in offered:
+            raise ValueError(f"quantization {name!r} is not offered by the '{self.platform.name}' platform "
+                             f"(offered: {', '.join(sorted(offered)) or 'none'}); leave quantization unset for "
+                             "float weights or pick one of those")
+        return name
 
     def _dtype(self, args: EngineArgs) -> str:
         """"auto" keeps the checkpoint's dtype where the platform computes in it, else the platform's."""

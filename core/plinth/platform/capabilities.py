@@ -17,7 +17,9 @@ class Feature:
     FP8 = "fp8"
     ASYNC_SCHEDULING = "async_scheduling"  # overlapping the next step's scheduling with this one pays off
     # (API 1.2) run dummy steps at every step shape before sizing the KV cache: kernels that compile on
-    # first use compile at start-up, and the free-memory budget leaves room for peak activations
+    # first use (e.g. Triton JIT) compile at start-up, and, with a caching allocator whose reserved
+    # memory counts as used in free_memory(), the KV budget leaves room for peak activations. For
+    # platforms with dynamic shapes; a static-shapes platform precompiles its buckets in capture().
     PROFILE_RUN = "profile_run"
 
 

@@ -16,7 +16,8 @@ def num_kv_blocks(
     """Blocks for the whole model: override, else the budget divided by the bytes per block.
 
     The budget is ``cache.kv_cache_memory_bytes`` when set, else
-    ``gpu_memory_utilization * total - (total - free)`` measured after the weights loaded.
+    ``gpu_memory_utilization * total - (total - free)`` measured after the weights loaded and,
+    on platforms with ``Feature.PROFILE_RUN``, after the profile run (so it counts peak activations).
     Never more than the scheduler could ever use (``max_num_seqs`` full-length sequences).
     """
     cache, sched = config.cache, config.scheduler

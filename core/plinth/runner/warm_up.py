@@ -11,7 +11,7 @@ e.g. Triton JIT, or their memory budget must count activations). It runs, in ord
   through top-k/top-p (the memory-heaviest path).
 
 Every token has slot -1 (nothing is written to the cache) and every block-table entry is 0,
-so a one-block cache per layer serves all of it; it is dropped afterwards, and the device RNG
+so a zeroed one-block cache per layer serves all of it; it is dropped afterwards, and the device RNG
 is re-seeded with the engine's seed. Nothing is returned to the device: the caching
 allocator keeps the peak, so the free-memory KV budget measured next leaves room for it.
 """
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from plinth.config import ConfigError
 from plinth.model.forward_context import ForwardContext, forward_context
 from plinth.runner.kv_cache_sizing import allocate_kv_caches
 from plinth.runner.sampling_metadata import SamplingMetadata
@@ -62,7 +63,22 @@ def profile_run(runner: ModelRunner, specs, kv_dtype: torch.dtype) -> float:
     max_tokens, max_reqs = sched.max_num_batched_tokens, sched.max_num_seqs
     buffers = InputBuffers(max_tokens, max_reqs, math.ceil(max_model_len / block_size) + 1, block_size,
                            runner.device, pin_memory=False)
-    kv_caches = allocate_kv_caches(runner.backend, specs, 1, kv_dtype, runner.device)
+    kv_caches = [c.zero_() for c in allocate_kv_caches(runner.backend, specs, 1, kv_dtype, runner.device)]
+    try:
+        _run(runner, buffers, kv_caches, max_tokens, max_reqs, max_model_len)
+    except torch.OutOfMemoryError as exc:
+        raise ConfigError(
+            f"the profile run (a {max_tokens}-token step, {max_reqs} sampling rows) ran out of device memory "
+            f"before the KV cache was allocated: lower max_num_batched_tokens or max_num_seqs, or use a "
+            f"smaller model or dtype ({exc})") from None
+    runner.platform.device.synchronize()
+    del kv_caches
+    runner.platform.device.seed(runner.config.seed)  # the dummy sampling drew from the device RNG
+    return time.perf_counter() - start
+
+
+def _run(runner: ModelRunner, buffers: InputBuffers, kv_caches, max_tokens: int, max_reqs: int,
+         max_model_len: int) -> None:
     with runner.platform.inference_mode():
         for query_lens in warm_up_shapes(max_tokens, max_reqs, max_model_len):
             metadata = _dummy_step(buffers, query_lens)
@@ -74,10 +90,6 @@ def profile_run(runner: ModelRunner, specs, kv_dtype: torch.dtype) -> float:
         for params in (SamplingParams(temperature=0.6), SamplingParams(temperature=0.6, top_k=50, top_p=0.9)):
             runner.sampler(logits, _dummy_sampling(params, len(rows), runner))
         del hidden, rows, logits
-    runner.platform.device.synchronize()
-    del kv_caches
-    runner.platform.device.seed(runner.config.seed)  # the dummy sampling drew from the device RNG
-    return time.perf_counter() - start
 
 
 def _dummy_step(buffers: InputBuffers, query_lens: list[int]):

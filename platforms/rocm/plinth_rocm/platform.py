@@ -35,7 +35,7 @@ class RocmPlatform(Platform):
     @cached_property
     def capabilities(self) -> Capabilities:
         arch = self._device.gcn_arch()
-        features = {Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL}
+        features = {Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL, Feature.PROFILE_RUN}  # Triton JIT kernels
         if arch in MI300_CLASS:
             features.add(Feature.FP8)  # OCP/FNUZ fp8 matrix cores (no fp8 kernels are registered yet)
         return Capabilities(

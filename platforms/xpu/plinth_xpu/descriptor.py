@@ -37,7 +37,7 @@ DESCRIPTOR = PlatformDescriptor(
     name="xpu",
     platform_class="plinth_xpu.platform:XpuPlatform",
     probe=probe,
-    api=((1, 1), (2, 0)),
+    api=((1, 2), (2, 0)),  # Op.QK_NORM_ROTARY from plinth_triton, Feature.PROFILE_RUN (1.2)
     priority=100,
     description="Intel GPUs (torch.xpu): shared Triton kernels, XPU graphs, xccl; not yet run on Intel hardware",
 )

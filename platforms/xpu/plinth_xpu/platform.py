@@ -41,7 +41,7 @@ class XpuPlatform(Platform):
             kv_cache_dtypes=("bfloat16", "float16", "float32"),
             graph_modes=graph_modes(torch.xpu),
             distributed_backend="xccl" if has_xccl(dist) else None,
-            features=frozenset({Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL}),
+            features=frozenset({Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL, Feature.PROFILE_RUN}),
             info={"device": self._device.device_name(), "torch": torch.__version__,
                   "ipex": "present (unused by default)" if has_ipex() else "absent",
                   "verified": "not run on Intel hardware"},

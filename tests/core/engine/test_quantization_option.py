@@ -42,7 +42,19 @@ def test_quantization_reaches_every_linear_and_the_model_still_generates(tmp_pat
     assert abs(ours.logprobs[0][first].logprob - ref.logprobs[0][first].logprob) < 0.3
 
 
-def test_an_unknown_quantization_is_refused_with_the_offered_names(tmp_path):
+def test_an_unknown_quantization_is_refused_with_the_platform_and_the_offered_names(tmp_path):
     path = save_tiny_model("llama", tmp_path)
-    with pytest.raises(ValueError, match=r"quantization 'fp3' is not offered by this platform \(offered: "):
+    with pytest.raises(ValueError, match=r"quantization 'fp3' is not offered by the 'cpu' platform \(offered: "
+                                         r".*unquantized.*\); leave quantization unset"):
         _llm(path, quantization="fp3")
+
+
+def test_unquantized_is_the_default_even_where_a_platform_offers_no_methods(tmp_path, monkeypatch):
+    from plinth_cpu.platform import CpuPlatform
+
+    monkeypatch.setattr(CpuPlatform, "quantization_methods", lambda self: {})
+    path = save_tiny_model("llama", tmp_path)
+    llm = _llm(path, quantization="unquantized")
+    assert {cls for _, cls in _linear_methods(llm)} == {"TorchLinearMethod"}
+    with pytest.raises(ValueError, match=r"not offered by the 'cpu' platform \(offered: none\)"):
+        _llm(path, quantization="int8_weight_only")

@@ -90,12 +90,12 @@ def check_elementwise(dtype, device, seed=0, tokens=(1, 5), hidden=(64, 96)):
         x3 = r(n, 3, 32)
         w3 = r(32) * 0.1 + 1
         close(rms_norm(x3, w3, 1e-6), reference.rms_norm(x3, w3, 1e-6), dtype, "rms_norm 3d")
-        for head, rot, neox in ((32, 32, True), (32, 32, False), (64, 32, True)):
+        for head, rot, neox in ((32, 32, True), (32, 32, False), (64, 32, True), (96, 64, False)):
             inv = 1.0 / (10000 ** (torch.arange(0, rot, 2, dtype=torch.float32) / rot))
             freqs = torch.outer(torch.arange(64, dtype=torch.float32), inv)
             cache = torch.cat([freqs.cos(), freqs.sin()], -1).to(device)
             pos = torch.randint(0, 64, (n,), generator=gen).to(device)
-            qkv = r(n, 6 * head)
+            qkv = r(n, 7 * head)  # 4 q heads and 3 k heads (a non-power-of-two count)
             q, k = qkv[:, : 4 * head], qkv[:, 4 * head:]
             aq, ak = rotary_embedding(pos, q, k, head, cache, neox)
             eq, ek = reference.rotary_embedding(pos, q, k, head, cache, neox)

@@ -1,7 +1,8 @@
 """Every kernel a platform registers equals core's reference op, at several shapes and dtypes.
 
 Inputs are cloned for the kernel and the reference, so in-place kernels are tested too.
-Ops without a reference in core (scaled_mm, fused_moe) are checked by their own suites.
+Ops without a reference in core (scaled_mm, fused_moe) are checked by their own suites; ops with a
+reference that is not a fallback (qk_norm_rotary) are checked here too (``Op.CHECKED_AGAINST_REFERENCE``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ def _cases(op: str, dtype: torch.dtype, device: torch.device, gen: torch.Generat
                 positions = torch.randint(0, 4096, (n,), generator=gen).to(device)
                 yield ({"head_size": head_size, "rotary_dim": rotary_dim, "is_neox_style": neox},
                        (positions, r(n, 4 * head_size), r(n, 2 * head_size), head_size, cache, neox))
+        elif op == Op.QK_NORM_ROTARY:  # heads: 4 q + 2 k, and 3 + 3 (a non-power-of-two count)
+            for head_size, rotary_dim, neox, nq, nk in ((64, 64, True, 4, 2), (128, 128, False, 3, 3),
+                                                        (96, 64, False, 4, 2)):
+                cache = _cos_sin_cache(4096, rotary_dim).to(dtype).to(device)
+                positions = torch.randint(0, 4096, (n,), generator=gen).to(device)
+                yield ({"head_size": head_size, "rotary_dim": rotary_dim, "is_neox_style": neox},
+                       (positions, r(n, nq * head_size), r(n, nk * head_size), head_size, cache, neox,
+                        r(head_size) * 0.1 + 1, r(head_size) * 0.1 + 1, 1e-6))
         elif op == Op.WRITE_KV:
             for block_size, heads, head_size in ((16, 2, 64), (32, 8, 128)):
                 slots = torch.randperm(8 * block_size, generator=gen)[:n].to(device)
@@ -64,7 +73,7 @@ def _result(op, args, returned):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("op", Op.WITH_REFERENCE)
+@pytest.mark.parametrize("op", Op.CHECKED_AGAINST_REFERENCE)
 def test_kernel_matches_reference(plinth_platform, op, dtype):
     if dtype not in plinth_platform.capabilities.dtypes:
         pytest.skip(f"platform does not declare dtype {dtype}")
