@@ -36,7 +36,7 @@ def test_greedy_equals_transformers(arch, tmp_path):
     llm, ours = _generate(path, prompts)
     assert llm.llm_engine.runner.graph_runner.captured(), "expected CUDA graphs to be captured"
     hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    for prompt, tokens in zip(prompts, ours):
+    for prompt, tokens in zip(prompts, ours, strict=True):
         ref, ref_logits = hf_greedy(hf, prompt, STEPS)
         assert_same_greedy(tokens, ref, ref_logits)
 
@@ -71,6 +71,38 @@ def test_qwen3_06b_shape_greedy_equals_transformers(tmp_path):
     rng = random.Random(3)
     prompts = [[rng.randrange(3, 150_000) for _ in range(n)] for n in (5, 37, 200)]
     _, ours = _generate(tmp_path / "qwen3-0.6b", prompts, max_num_seqs=8)
-    for prompt, tokens in zip(prompts, ours):
+    for prompt, tokens in zip(prompts, ours, strict=True):
         ref, ref_logits = hf_greedy(hf, prompt, STEPS)
         assert_same_greedy(tokens, ref, ref_logits)
+
+
+def _compiled_variants(fn) -> int:
+    """How many compiled variants a Triton JIT function holds (any Triton 3.x layout)."""
+    caches = getattr(fn, "device_caches", None)
+    if caches is not None:
+        return sum(len(entry[0]) for entry in caches.values())
+    return sum(len(c) for c in fn.cache.values())
+
+
+@pytest.mark.parametrize("enforce_eager", [False, True])
+def test_no_triton_compile_after_start_up(tmp_path, enforce_eager):
+    """The profile run compiles every kernel variant a run can need: batches of any size and mix
+    (prefill, chunked, decode, greedy and sampled) compile nothing more."""
+    from plinth_triton import activation, attention_kernel, kv_write, norm, rotary, sampling
+
+    from plinth import LLM, SamplingParams
+
+    kernels = [attention_kernel._paged_attention_kernel, attention_kernel._merge_splits_kernel,
+               sampling._sample_partial_kernel, sampling._sample_reduce_kernel, rotary._rotary_kernel,
+               norm._rms_norm_kernel, kv_write._write_kv_kernel, activation._silu_and_mul_kernel]
+    path = save_tiny_model("qwen3", tmp_path)
+    llm = LLM(str(path), device="cuda", dtype="bfloat16", skip_tokenizer_init=True, max_model_len=256,
+              gpu_memory_utilization=0.3, max_num_seqs=32, max_num_batched_tokens=512,
+              enforce_eager=enforce_eager)
+    before = [_compiled_variants(k) for k in kernels]
+    for n, seed in ((1, 1), (3, 2), (17, 3), (30, 4)):
+        prompts = [{"prompt_token_ids": p} for p in _prompts(n, seed)]
+        params = [SamplingParams(temperature=0.0 if i % 2 else 0.7, max_tokens=5 + i % 7, ignore_eos=True)
+                  for i in range(n)]
+        llm.generate(prompts, params)
+    assert [_compiled_variants(k) for k in kernels] == before
