@@ -42,7 +42,7 @@ class _Spy:
 @pytest.fixture
 def profile_run_cpu(monkeypatch):
     """The cpu platform, declaring Feature.PROFILE_RUN; returns a spy on the runner."""
-    from plinth_cpu.platform import CpuPlatform
+    CpuPlatform = pytest.importorskip("plinth_cpu.platform").CpuPlatform  # noqa: N806
 
     spy = _Spy()
     original = CpuPlatform.capabilities.func
@@ -64,7 +64,7 @@ def profile_run_cpu(monkeypatch):
 
 def test_profile_run_plans_every_step_kind_before_kv_sizing(tmp_path, monkeypatch, profile_run_cpu):
     spy = profile_run_cpu
-    from plinth_cpu.platform import CpuPlatform
+    CpuPlatform = pytest.importorskip("plinth_cpu.platform").CpuPlatform  # noqa: N806
 
     select = CpuPlatform.select_attention_backend
 
@@ -93,7 +93,7 @@ def test_profile_run_plans_every_step_kind_before_kv_sizing(tmp_path, monkeypatc
 def test_profile_run_leaves_outputs_unchanged(tmp_path, monkeypatch):
     """Greedy and unseeded sampled tokens are the same with and without the profile run
     (no KV slot is written, and the device RNG is re-seeded afterwards)."""
-    from plinth_cpu.platform import CpuPlatform
+    CpuPlatform = pytest.importorskip("plinth_cpu.platform").CpuPlatform  # noqa: N806
 
     path = save_tiny_model("llama", tmp_path)
     prompts = [{"prompt_token_ids": [5 + i, 17, 3 * i + 1, 9]} for i in range(4)]
