@@ -8,6 +8,8 @@ from plinth import LLM, SamplingParams
 from plinth.model.layers.linear import LinearBase
 from tests.e2e.conftest import save_tiny_model
 
+pytest.importorskip("plinth_cpu", reason="these tests run on the cpu platform")
+
 
 def _linear_methods(llm) -> set[tuple[str, str]]:
     model = llm.llm_engine.runner.model
@@ -50,7 +52,7 @@ def test_an_unknown_quantization_is_refused_with_the_platform_and_the_offered_na
 
 
 def test_unquantized_is_the_default_even_where_a_platform_offers_no_methods(tmp_path, monkeypatch):
-    CpuPlatform = pytest.importorskip("plinth_cpu.platform").CpuPlatform  # noqa: N806
+    from plinth_cpu.platform import CpuPlatform
 
     monkeypatch.setattr(CpuPlatform, "quantization_methods", lambda self: {})
     path = save_tiny_model("llama", tmp_path)
