@@ -16,7 +16,8 @@ from plinth.model.tokenizer import load_tokenizer
 from plinth.outputs import RequestOutput
 from plinth.platform import Feature, select_platform
 from plinth.platform.configure import apply_config_patch
-from plinth.platform.linear_method import UNQUANTIZED
+from plinth.platform.linear_method import UNQUANTIZED, linear_methods
+from plinth.platform.plugins import plugin_manager
 from plinth.runner.model_runner import ModelRunner
 from plinth.sampling_params import SamplingParams
 from plinth.sched.request import sibling_request_ids
@@ -54,7 +55,7 @@ class LLMEngine:
         """``name`` if the platform offers it; "unquantized" means the default (float weights)."""
         if name is None or name == UNQUANTIZED:
             return None
-        offered = self.platform.quantization_methods()
+        offered = linear_methods(self.platform.quantization_methods(), plugin_manager())
         if name not in offered:
             raise ValueError(f"quantization {name!r} is not offered by the '{self.platform.name}' platform "
                              f"(offered: {', '.join(sorted(offered)) or 'none'}); leave quantization unset for "

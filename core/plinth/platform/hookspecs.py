@@ -22,9 +22,11 @@ def plinth_register_models(registry):
     """
 
 
-@hookspec(historic=True)
+@hookspec
 def plinth_register_quantization_methods(registry):
-    """Register quantization formats: ``registry.register(name, method)``."""
+    """Register quantization formats for an engine being built: ``registry.register(name, method)``
+    with a :class:`plinth.platform.linear_method.LinearMethod`; ``registry.methods`` holds the
+    platform's own. Called once per engine (users pick one with ``quantization=NAME``)."""
 
 
 @hookspec(historic=True)

@@ -44,3 +44,25 @@ class TorchLinearMethod(LinearMethod):
         import torch.nn.functional as F
 
         return F.linear(x, prepared, bias)
+
+
+class LinearMethodRegistry:
+    """The linear methods one engine may use: the platform's, plus those general plugins add
+    through the ``plinth_register_quantization_methods(registry)`` hook."""
+
+    def __init__(self, methods: dict[str, LinearMethod] | None = None) -> None:
+        self.methods: dict[str, LinearMethod] = dict(methods or {})
+
+    def register(self, name: str, method: LinearMethod) -> None:
+        if not isinstance(method, LinearMethod):
+            raise TypeError(f"quantization method {name!r} must be a plinth.platform.linear_method.LinearMethod, "
+                            f"got {type(method).__name__}")
+        self.methods[name] = method
+
+
+def linear_methods(platform_methods: dict[str, LinearMethod], plugin_manager: Any) -> dict[str, LinearMethod]:
+    """The platform's methods with the plugins' registrations added (a plugin may add a format or
+    replace one by name)."""
+    registry = LinearMethodRegistry(platform_methods)
+    plugin_manager.hook.plinth_register_quantization_methods(registry=registry)
+    return registry.methods

@@ -13,6 +13,7 @@ from plinth.model.build_context import BuildContext
 from plinth.model.forward_context import ForwardContext, forward_context
 from plinth.model.loader import get_model
 from plinth.platform import BatchDescriptor, Feature, GraphSupport, KernelRegistry, Op, Platform
+from plinth.platform.linear_method import linear_methods
 from plinth.platform.plugins import plugin_manager
 from plinth.runner.kv_cache_sizing import allocate_kv_caches, num_kv_blocks
 from plinth.runner.prompt_logprobs import collect_prompt_logprobs
@@ -44,7 +45,8 @@ class ModelRunner:
         kernels = platform.kernels()
         plugin_manager().hook.plinth_register_kernels(platform_name=platform.name, registry=kernels)
         self.ctx = BuildContext(kernels, backend, self.dtype, self.device, self.block_size,
-                                config.cache.kv_cache_dtype, linear_methods=platform.quantization_methods(),
+                                config.cache.kv_cache_dtype,
+                                linear_methods=linear_methods(platform.quantization_methods(), plugin_manager()),
                                 quantization=config.quantization)
         self.model = get_model(model_config, self.ctx)
         self.kv_dtype = self.dtype if config.cache.kv_cache_dtype == "auto" else getattr(

@@ -60,3 +60,35 @@ def test_unquantized_is_the_default_even_where_a_platform_offers_no_methods(tmp_
     assert {cls for _, cls in _linear_methods(llm)} == {"TorchLinearMethod"}
     with pytest.raises(ValueError, match=r"not offered by the 'cpu' platform \(offered: none\)"):
         _llm(path, quantization="int8_weight_only")
+
+
+def test_a_plugin_registered_format_is_selectable(tmp_path, monkeypatch):
+    import torch.nn.functional as F
+
+    from plinth.engine import llm_engine
+    from plinth.platform import plugins
+    from plinth.platform.hookspecs import hookimpl
+    from plinth.platform.linear_method import LinearMethod
+    from plinth.runner import model_runner
+
+    class Doubled(LinearMethod):
+        name = "doubled"
+
+        def prepare(self, weight):
+            return 2 * weight
+
+        def apply(self, x, prepared, bias=None):
+            return F.linear(x, prepared, bias)
+
+    class Plugin:
+        @hookimpl
+        def plinth_register_quantization_methods(self, registry):
+            registry.register("doubled", Doubled())
+
+    pm = plugins.new_plugin_manager(autoload=False)
+    pm.register(Plugin())
+    monkeypatch.setattr(model_runner, "plugin_manager", lambda: pm)
+    monkeypatch.setattr(llm_engine, "plugin_manager", lambda: pm)
+    path = save_tiny_model("llama", tmp_path)
+    llm = _llm(path, quantization="doubled")
+    assert {name for name, _ in _linear_methods(llm)} == {"doubled"}

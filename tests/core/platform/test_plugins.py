@@ -66,3 +66,29 @@ def test_autoload_switch(monkeypatch):
     monkeypatch.delenv(plugins.DISABLE_AUTOLOAD_ENV)
     plugins.new_plugin_manager()
     assert calls == [plugins.PLUGIN_GROUP]
+
+
+def test_quantization_methods_hook_adds_to_the_platform_methods():
+    from plinth.platform.linear_method import TorchLinearMethod, linear_methods
+
+    class Int4(TorchLinearMethod):
+        name = "int4"
+
+    pm = plugins.new_plugin_manager(autoload=False)
+
+    class Plugin:
+        @hookimpl
+        def plinth_register_quantization_methods(self, registry):
+            assert set(registry.methods) == {"unquantized"}  # the platform's own are visible
+            registry.register("int4", Int4())
+
+    pm.register(Plugin())
+    methods = linear_methods({"unquantized": TorchLinearMethod()}, pm)
+    assert sorted(methods) == ["int4", "unquantized"] and isinstance(methods["int4"], Int4)
+
+
+def test_a_registered_quantization_method_must_be_a_linear_method():
+    from plinth.platform.linear_method import LinearMethodRegistry
+
+    with pytest.raises(TypeError, match="must be a plinth.platform.linear_method.LinearMethod"):
+        LinearMethodRegistry().register("bad", object())
