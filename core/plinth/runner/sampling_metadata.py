@@ -161,9 +161,16 @@ def _penalty_tensors(params_list, prompt_token_ids, output_token_ids, vocab_size
 
 
 def _pad(rows: Sequence[Sequence[int]], pad: int, upload) -> torch.Tensor:
-    width = max((len(r) for r in rows), default=0)
+    """``[len(rows), W]`` padded with ``pad``. ``W`` is the longest row rounded up to a power of two
+    (at least 16): a platform that compiles per shape (XLA) then sees a handful of widths as outputs
+    grow, not a new one every step; the extra ``pad`` columns count into the dropped bin."""
+    width = _width_bucket(max((len(r) for r in rows), default=0))
     padded = [list(r) + [pad] * (width - len(r)) for r in rows]
     return upload(torch.tensor(padded, dtype=torch.int64).reshape(len(rows), width))
+
+
+def _width_bucket(n: int) -> int:
+    return max(16, 1 << max(n - 1, 0).bit_length())
 
 
 def _row_generators(params_list, generators) -> dict[int, torch.Generator]:
