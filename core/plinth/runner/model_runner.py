@@ -191,7 +191,8 @@ class ModelRunner:
         if any(s.sampling_params.prompt_logprobs is not None for s in states):
             query_starts = self.buffers.query_start_loc.host[: len(states) + 1].tolist()
             prompt_logprobs = collect_prompt_logprobs(states, query_starts, inputs.sample_rows, hidden,
-                                                      self.model.compute_logits)
+                                                      self.model.compute_logits,
+                                                      self.config.scheduler.max_num_seqs)
         sampled = logprobs = host_ids = None
         if inputs.sample_rows:
             logits = self.model.compute_logits(hidden[inputs.logits_indices] if sample_hidden is None
