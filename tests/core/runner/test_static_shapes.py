@@ -56,7 +56,7 @@ def test_sampling_metadata_pad_to_adds_neutral_rows():
                                 generators=[make_generator(1, "cpu")], pad_to=3)
     assert md.temperature.tolist() == pytest.approx([0.7, 1.0, 1.0])
     assert md.top_k.tolist() == [5, 16, 16] and md.repetition_penalties.tolist() == pytest.approx([1.3, 1, 1])
-    assert md.prompt_token_ids_padded.tolist() == [[3, 4], [16, 16], [16, 16]]
+    assert md.prompt_token_ids_padded.tolist() == [[3, 4] + [16] * 14, [16] * 16, [16] * 16]  # width bucket 16
     assert md.all_random and not md.all_greedy and list(md.generators) == [0]
     greedy = SamplingMetadata.build([SamplingParams(temperature=0)], [[]], [[]], vocab_size=16, device="cpu",
                                     pad_to=4)
