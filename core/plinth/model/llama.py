@@ -164,7 +164,7 @@ class LlamaForCausalLM(nn.Module):
         return self.model(input_ids, positions)
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Hidden states ``[R, H]`` of the rows that sample -> float32 logits ``[R, vocab_size]``."""
+        """Hidden states ``[R, H]`` of the rows that sample -> logits ``[R, vocab_size]`` (model dtype)."""
         return self.lm_head.compute_logits(hidden)
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:

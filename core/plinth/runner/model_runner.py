@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from plinth.model.build_context import BuildContext
+from plinth.model.build_context import BuildContext, dtype_name
 from plinth.model.forward_context import ForwardContext, forward_context
 from plinth.model.loader import get_model
 from plinth.platform import BatchDescriptor, Feature, GraphSupport, KernelRegistry, Op, Platform
@@ -138,9 +138,10 @@ class ModelRunner:
         return hidden
 
     def _resolve_sample_op(self, kernels: KernelRegistry):
-        """The platform's fused ``Op.SAMPLE`` for float32 logits, or None (the sampler's torch path)."""
+        """The platform's fused ``Op.SAMPLE`` for logits in the model dtype (``compute_logits`` does
+        not upcast), or None (the sampler's torch path)."""
         try:
-            return kernels.resolve(Op.SAMPLE, dtype="float32", device_type=self.device.type)
+            return kernels.resolve(Op.SAMPLE, dtype=dtype_name(self.dtype), device_type=self.device.type)
         except LookupError:
             return None
 
