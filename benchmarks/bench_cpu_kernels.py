@@ -49,6 +49,41 @@ def decode_case(batch: int, context: int, dtype):
     return q, kv, common
 
 
+def prefill_case(batch: int, query_len: int, context: int, dtype):
+    """``batch`` requests of ``query_len`` new tokens behind ``context`` cached ones, keys already written."""
+    seq = context + query_len
+    blocks_per = seq // BLOCK + 1
+    kv = torch.randn(2, batch * blocks_per, BLOCK, KV_HEADS, HEAD).to(dtype)
+    table = torch.randperm(batch * blocks_per).view(batch, blocks_per).int()
+    seq_lens = torch.full((batch,), seq, dtype=torch.int32)
+    qsl = torch.arange(batch + 1, dtype=torch.int32) * query_len
+    pos = torch.arange(context, seq)
+    slots = (table[:, pos // BLOCK].long() * BLOCK + pos % BLOCK).reshape(-1)
+    common = CommonAttentionMetadata(qsl, qsl, seq_lens, seq_lens, table, slots, batch, batch * query_len,
+                                     query_len, seq)
+    q = torch.randn(batch * query_len, HEADS, HEAD).to(dtype)
+    flat = kv.view(2, -1, KV_HEADS, HEAD)
+    return q, flat[0][slots], flat[1][slots], kv, common
+
+
+def prefill_attention(module, isas, dtype, reps: int) -> None:
+    """Prefill/chunk attention: SDPA per request (the torch path) vs one csrc call per step."""
+    spec = AttentionLayerSpec.default(HEADS, KV_HEADS, HEAD)
+    torch_impl = CpuAttentionImpl(spec)
+    for batch, query_len, context in ((1, 256, 0), (32, 256, 0), (4, 256, 768)):
+        q, k, v, kv, common = prefill_case(batch, query_len, context, dtype)
+        out = torch.empty_like(q)
+        torch_md = plan(common, BLOCK, gather=True)
+        row = [timed(lambda: torch_impl.forward(q, k, v, kv, torch_md, out), max(reps // 10, 5))]
+        csrc_md = plan(common, BLOCK, gather=False, prefill_kernel=True)
+        for isa in isas:
+            module.set_isa(isa)
+            impl = CpuAttentionImpl(spec, CsrcOps(module))
+            row.append(timed(lambda: impl.forward(q, k, v, kv, csrc_md, out), max(reps // 10, 5)))
+        name = f"prefill_attention [{batch}x{query_len}+{context}]"
+        print(f"{name:34s} " + " ".join(f"{t:9.1f}" for t in row) + f"  {row[0] / row[1]:.2f}x")
+
+
 def cases(dtype, tokens: int):
     r = lambda *s: torch.randn(*s).to(dtype)  # noqa: E731
     w = r(HIDDEN) * 0.1 + 1
@@ -85,6 +120,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--isa", default="", help="ISA paths to time (default: every available one)")
     parser.add_argument("--reps", type=int, default=200)
+    parser.add_argument("--attention-only", action="store_true", help="time only the attention kernels")
     args = parser.parse_args()
     dtype = getattr(torch, args.dtype)
     status = load_extension("auto")
@@ -95,7 +131,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f}, ISA paths {isas}; microseconds (median of {args.reps})")
     print(f"{'op':34s} {'torch':>9s} " + " ".join(f"{i:>9s}" for i in isas) + "  speed-up")
     torch_impl = CpuAttentionImpl(AttentionLayerSpec.default(HEADS, KV_HEADS, HEAD))
-    for tokens in (32, 1024):
+    for tokens in (32, 1024) if not args.attention_only else ():
         for op, case in cases(dtype, tokens):
             base = getattr(reference, op) if op != "write_kv" else torch_impl.write_kv
             row = [timed(lambda: base(*case), args.reps)]
@@ -115,7 +151,9 @@ def main() -> None:
             row.append(timed(lambda: impl.forward(q, None, None, kv, csrc_md, out), args.reps // 4))
         name = f"decode_attention [{batch}x{context}]"
         print(f"{name:34s} " + " ".join(f"{t:9.1f}" for t in row) + f"  {row[0] / row[1]:.2f}x")
-    int8_linears(status.module, isas, dtype, args.reps)
+    prefill_attention(status.module, isas, dtype, args.reps)
+    if not args.attention_only:
+        int8_linears(status.module, isas, dtype, args.reps)
     status.module.set_isa(status.isa)
 
 

@@ -128,6 +128,15 @@ PYBIND11_MODULE(_C, m) {
                          ptr<int32_t>(seq_lens), ptr<int64_t>(tokens), ptr<int64_t>(reqs), num, heads, kv_heads,
                          head_size, block_size, scale, window, dtype, cache_dtype, threads);
   });
+  m.def("prefill_attention", [](uintptr_t out, int64_t os, uintptr_t q, int64_t qs, uintptr_t kc, uintptr_t vc,
+                                uintptr_t bt, int64_t bts, uintptr_t seq_lens, uintptr_t qsl, uintptr_t reqs,
+                                int64_t num, int64_t heads, int64_t kv_heads, int64_t head_size, int64_t block_size,
+                                float scale, int64_t window, int dtype, int cache_dtype, int threads) {
+    py::gil_scoped_release nogil;
+    k().prefill_attention(ptr<void>(out), os, ptr<void>(q), qs, ptr<void>(kc), ptr<void>(vc), ptr<int32_t>(bt), bts,
+                          ptr<int32_t>(seq_lens), ptr<int32_t>(qsl), ptr<int64_t>(reqs), num, heads, kv_heads,
+                          head_size, block_size, scale, window, dtype, cache_dtype, threads);
+  });
   m.def("int8_linear", [](uintptr_t out, uintptr_t x, uintptr_t w, uintptr_t scale, uintptr_t bias, int64_t M,
                           int64_t N, int64_t K, int64_t xs, int dtype, int threads) {
     py::gil_scoped_release nogil;

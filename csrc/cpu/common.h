@@ -45,6 +45,13 @@ struct Kernels {
   // out[M, N] = (x[M, K] . w[N, K]^T) * scale[N] (+ bias[N]); int8 weights, fp32 accumulation
   void (*int8_linear)(void* out, const void* x, const int8_t* w, const float* scale, const void* bias, int64_t M,
                       int64_t N, int64_t K, int64_t x_stride, int dtype, int threads);
+  // causal queries of requests reqs[0..num) (tokens query_start_loc[r]..[r+1], the last of seq_lens[r]
+  // positions) over the paged standard-layout cache, GQA packed, fp32 online softmax
+  void (*prefill_attention)(void* out, int64_t out_stride, const void* q, int64_t q_stride, const void* k_cache,
+                            const void* v_cache, const int32_t* block_table, int64_t block_table_stride,
+                            const int32_t* seq_lens, const int32_t* query_start_loc, const int64_t* reqs,
+                            int64_t num, int64_t heads, int64_t kv_heads, int64_t head_size, int64_t block_size,
+                            float scale, int64_t sliding_window, int dtype, int cache_dtype, int threads);
 };
 
 }  // namespace plinth
