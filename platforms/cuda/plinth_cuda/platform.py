@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import cached_property
 
 import torch
+from plinth_triton.attention_backend import TritonAttentionBackend
 
 from plinth.platform import Capabilities, ConfigPatch, Feature, GraphRunner, KernelRegistry, Platform, StreamGraphRunner
 from plinth_cuda.device import CudaDeviceOps
-from plinth_triton.attention_backend import TritonAttentionBackend
 
 #: decode batch sizes captured by default (vLLM's ladder up to 512)
 CAPTURE_SIZES = (1, 2, 4, 8, *range(16, 257, 16), *range(288, 513, 32))
