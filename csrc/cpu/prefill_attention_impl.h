@@ -16,9 +16,40 @@ constexpr int64_t kQBlock = 32;  // query positions per work item
 constexpr int64_t kKTile = 32;   // key positions per tile
 constexpr float kNoMax = -1e30f;  // running max before any allowed key (finite: no inf - inf)
 
+struct PrefillShape {
+  int64_t heads, kv_heads, D, block_size, window;
+  float scale;
+};
+
 #ifdef PLINTH_AVX512_INTRINSICS
 #include "prefill_attention_avx512.h"
 #else
+// Folds a tile of scores s[M][kKTile] (keys k0..k0+n) into the running max and sum of each row
+// (row m: position pos0 + m / G) and turns them into probabilities; alpha[m] rescales acc[m].
+static void tile_softmax(float* s, float* mx, float* sum, float* alpha, int64_t M, int64_t G, int64_t pos0,
+                         int64_t k0, int64_t n, int64_t window) {
+  for (int64_t m = 0; m < M; ++m) {
+    const int64_t pos = pos0 + m / G;
+    const int64_t hi = std::min<int64_t>(n, pos - k0 + 1);  // allowed keys: [lo, hi) of the tile
+    const int64_t lo = window > 0 ? std::max<int64_t>(0, pos - window + 1 - k0) : 0;
+    float* sm = s + m * kKTile;
+    float tile_max = kNoMax;
+    for (int64_t j = lo; j < hi; ++j) tile_max = std::max(tile_max, sm[j]);
+    const float new_max = std::max(mx[m], tile_max);
+    float total = 0.f;
+#pragma omp simd reduction(+ : total)
+    for (int64_t j = 0; j < kKTile; ++j) {
+      const float e0 = fast_exp(sm[j] - new_max);  // every lane (scores are finite), so the loop vectorises
+      const float e = (j >= lo && j < hi) ? e0 : 0.f;
+      sm[j] = e;
+      total += e;
+    }
+    alpha[m] = fast_exp(mx[m] - new_max);
+    sum[m] = sum[m] * alpha[m] + total;
+    mx[m] = new_max;
+  }
+}
+
 // s[m][j] = q[m] . kt[:, j] for m < M, j < kKTile; two rows at a time share each key load
 static void tile_scores(float* s, const float* q, const float* kt, int64_t M, int64_t D) {
   int64_t m = 0;
@@ -88,11 +119,6 @@ static void tile_values(float* acc, const float* alpha, const float* p, const fl
 }
 #endif
 
-struct PrefillShape {
-  int64_t heads, kv_heads, D, block_size, window;
-  float scale;
-};
-
 // One work item: rows [i0, i1) of a request's queries against KV head h.
 template <class T, class Tc>
 static void prefill_item(T* out, int64_t os, const T* q, int64_t qs, const Tc* kc, const Tc* vc, const int32_t* bt,
@@ -131,25 +157,7 @@ static void prefill_item(T* out, int64_t os, const T* q, int64_t qs, const Tc* k
     for (int64_t j = n; j < kKTile; ++j)
       for (int64_t d = 0; d < D; ++d) kt[d * kKTile + j] = 0.f;
     tile_scores(s, qf, kt, M, D);
-    for (int64_t m = 0; m < M; ++m) {
-      const int64_t pos = ctx + i0 + m / G;
-      const int64_t hi = std::min<int64_t>(n, pos - k0 + 1);  // allowed keys: [lo, hi) of the tile
-      const int64_t lo = sh.window > 0 ? std::max<int64_t>(0, pos - sh.window + 1 - k0) : 0;
-      float* sm = s + m * kKTile;
-      float tile_max = kNoMax;
-      for (int64_t j = lo; j < hi; ++j) tile_max = std::max(tile_max, sm[j]);
-      const float new_max = std::max(mx[m], tile_max);
-      float total = 0.f;
-#pragma omp simd reduction(+ : total)
-      for (int64_t j = 0; j < kKTile; ++j) {
-        const float e = (j >= lo && j < hi) ? fast_exp(sm[j] - new_max) : 0.f;
-        sm[j] = e;
-        total += e;
-      }
-      alpha[m] = fast_exp(mx[m] - new_max);
-      sum[m] = sum[m] * alpha[m] + total;
-      mx[m] = new_max;
-    }
+    tile_softmax(s, mx, sum, alpha, M, G, ctx + i0, k0, n, sh.window);
     tile_values(acc, alpha, s, vt, M, n, D);
   }
   for (int64_t m = 0; m < M; ++m) {
@@ -180,12 +188,26 @@ static void prefill_attention_t(T* out, int64_t os, const T* q, int64_t qs, cons
     max_rows = std::max(max_rows, std::min(qlen, kQBlock));
   }
   const int64_t G = sh.heads / sh.kv_heads, M = G * max_rows;
-  const size_t buf_len = size_t(2 * M * sh.D + 2 * kKTile * sh.D + M * kKTile + 3 * M);
+  const size_t buf_len = size_t(2 * M * sh.D + 2 * kKTile * sh.D + M * kKTile + 3 * M + M * kKTile / 2);
+#ifdef PLINTH_PREFILL_BF16
+  constexpr bool bf16_io = std::is_same<T, bf16>::value && std::is_same<Tc, bf16>::value;
+  const bool use_bf16 = bf16_io && sh.D % 16 == 0 && has_avx512_bf16();
+#endif
   const auto run = [&](const Item& it) {
     thread_local std::vector<float> buf;
     if (buf.size() < buf_len) buf.resize(buf_len);
     const int64_t start = query_start_loc[it.req], qlen = query_start_loc[it.req + 1] - start;
     const int64_t i0 = it.block * kQBlock, i1 = std::min(qlen, i0 + kQBlock);
+#ifdef PLINTH_PREFILL_BF16
+    if constexpr (bf16_io) {
+      if (use_bf16) {
+        prefill_item_bf16(out + start * os, os, q + start * qs, qs, kc + it.h * sh.D, vc + it.h * sh.D,
+                          block_table + it.req * bts, int64_t(seq_lens[it.req]) - qlen, i0, i1, it.h, sh,
+                          buf.data());
+        return;
+      }
+    }
+#endif
     prefill_item(out + start * os, os, q + start * qs, qs, kc + it.h * sh.D, vc + it.h * sh.D,
                  block_table + it.req * bts, int64_t(seq_lens[it.req]) - qlen, i0, i1, it.h, sh, buf.data());
   };
