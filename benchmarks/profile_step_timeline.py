@@ -89,6 +89,28 @@ def main() -> None:
         return out
 
     scheduler.schedule = timed_schedule
+    runner = llm.llm_engine.runner
+    launches: list[tuple[float, float, float]] = []  # (start ns, launch ms, wait-for-result ms) per step
+    execute_async = runner.execute_async
+
+    def timed_execute_async(scheduler_output):
+        t = time.perf_counter_ns()
+        handle = execute_async(scheduler_output)
+        launched = (time.perf_counter_ns() - t) / 1e6
+        result = handle.result
+
+        def timed_result():
+            w = time.perf_counter_ns()
+            out = result()
+            launches[index] = (t, launched, (time.perf_counter_ns() - w) / 1e6)
+            return out
+
+        index = len(launches)
+        launches.append((t, launched, 0.0))
+        handle.result = timed_result
+        return handle
+
+    runner.execute_async = timed_execute_async
     prompts = [{"prompt_token_ids": r.prompt_token_ids} for r in workload.requests]
     params = [_params(workload, r.max_tokens) for r in workload.requests]
     torch.cuda.synchronize()
@@ -141,6 +163,17 @@ def main() -> None:
         busy[kind] += e - s
         prev_end = e
     decode_steps = sum(1 for _, tok, req in timeline if tok == req and tok)
+    # the largest device gaps: when they happen and which steps were scheduled around them
+    gaps = sorted(((merged[i + 1][0] - merged[i][1], merged[i][1]) for i in range(len(merged) - 1)), reverse=True)
+    starts = [(ns - t0_ns) / 1e3 + first_us for ns, _, _ in timeline]
+    import bisect
+
+    largest_gaps = []
+    for gap, at in gaps[:15]:
+        j = max(bisect.bisect_right(starts, at) - 1, 0)
+        largest_gaps.append({"gap_ms": round(gap / 1e3, 3), "at_s": round((at - first_us) / 1e6, 3), "step": j,
+                             "step_tokens_reqs": timeline[j][1:] if timeline else None})
+    gap_hist = {f">{t}ms": round(sum(g for g, _ in gaps if g > t * 1e3) / 1e6, 3) for t in (0.05, 0.2, 1, 5)}
     result = {
         "workload": workload.name, "output_tokens": out_tokens, "wall_s": round(wall, 3),
         "output_tok_s": round(out_tokens / wall, 1),
@@ -157,6 +190,9 @@ def main() -> None:
         "top_prefill_kernels_s": {k: round(v / 1e6, 4)
                                   for k, v in sorted(prefill_kernels.items(), key=lambda kv: -kv[1])[:12]},
         "decode_profile": llm.llm_engine.runner.decode_stats,
+        "idle_s_in_gaps_longer_than": gap_hist, "largest_gaps": largest_gaps,
+        "first_steps_host": [{"at_ms": round((t - t0_ns) / 1e6, 1), "launch_ms": round(a, 2), "wait_ms": round(w, 2)}
+                             for t, a, w in launches[:24]],
     }
     text = json.dumps(result, indent=1)
     print(text)
