@@ -12,20 +12,10 @@ import torch
 from plinth.ops import reference
 from plinth.platform import CommonAttentionMetadata
 from plinth.testing.conformance.tolerances import assert_close
-from plinth_cpu.extension import load_extension
 from plinth_cpu.kernels import CsrcOps
+from tests.platforms.cpu.csrc_paths import DTYPES, ISAS, STATUS, needs_extension
 
-STATUS = load_extension("auto")
-pytestmark = pytest.mark.skipif(STATUS.module is None, reason=f"C++ kernels not loaded: {STATUS.reason}")
-ISAS = list(STATUS.module.available_isas()) if STATUS.module is not None else []
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-@pytest.fixture(params=ISAS)
-def ops(request):
-    STATUS.module.set_isa(request.param)
-    yield CsrcOps(STATUS.module)
-    STATUS.module.set_isa(ISAS[0])
+pytestmark = needs_extension
 
 
 @pytest.fixture
