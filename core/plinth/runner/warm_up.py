@@ -43,8 +43,7 @@ def warm_up_shapes(max_tokens: int, max_reqs: int, max_model_len: int) -> list[l
     short_len = min(16, longest)
     short = [short_len] * max(1, min(max_reqs, max_tokens // short_len))
     decode = [[1] * n for n in _powers_of_two(min(max_reqs, max_tokens))]
-    shapes = [prefill] + ([short] if short_len > 1 else []) + decode
-    return shapes
+    return [prefill] + ([short] if short_len > 1 else []) + decode
 
 
 def _powers_of_two(limit: int) -> list[int]:
