@@ -143,4 +143,9 @@ PYBIND11_MODULE(_C, m) {
     k().int8_linear(ptr<void>(out), ptr<void>(x), ptr<int8_t>(w), ptr<float>(scale), ptr<void>(bias), M, N, K, xs,
                     dtype, threads);
   });
+  m.def("gemv_bf16", [](uintptr_t out, uintptr_t x, uintptr_t w, uintptr_t bias, int64_t M, int64_t N, int64_t K,
+                        int64_t xs, int64_t os, int threads) {
+    py::gil_scoped_release nogil;
+    k().gemv_bf16(ptr<void>(out), ptr<void>(x), ptr<uint32_t>(w), ptr<void>(bias), M, N, K, xs, os, threads);
+  });
 }

@@ -53,6 +53,10 @@ struct Kernels {
                             const int32_t* seq_lens, const int32_t* query_start_loc, const int64_t* reqs,
                             int64_t num, int64_t heads, int64_t kv_heads, int64_t head_size, int64_t block_size,
                             float scale, int64_t sliding_window, int dtype, int cache_dtype, int threads);
+  // out[M, N] (row stride out_stride) = x[M, K] . w^T (+ bias[N]), bf16 in and out, fp32 accumulation;
+  // w packed in pair-blocked form (gemv_bf16_impl.h), bias nullable
+  void (*gemv_bf16)(void* out, const void* x, const uint32_t* w_packed, const void* bias, int64_t M, int64_t N,
+                    int64_t K, int64_t x_stride, int64_t out_stride, int threads);
 };
 
 }  // namespace plinth

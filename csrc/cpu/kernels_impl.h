@@ -213,10 +213,11 @@ static void write_kv(void* kc, void* vc, const void* k, const void* v, const int
 #include "decode_attention_impl.h"
 #include "prefill_attention_impl.h"
 #include "int8_linear_impl.h"
+#include "gemv_bf16_impl.h"
 
 Kernels table() {
   return Kernels{PLINTH_STR(PLINTH_ISA), rms_norm, silu_and_mul, rotary, write_kv, decode_attention, int8_linear,
-                 prefill_attention};
+                 prefill_attention, gemv_bf16};
 }
 
 }  // namespace PLINTH_ISA

@@ -11,6 +11,7 @@ from plinth.platform import Capabilities, ConfigPatch, Feature, KernelRegistry, 
 from plinth_cpu.attention import CpuAttentionBackend
 from plinth_cpu.device import CpuDeviceOps
 from plinth_cpu.extension import extension
+from plinth_cpu.gemv import GemvBf16Linear, native_bf16
 from plinth_cpu.host_memory import keep_freed_memory
 from plinth_cpu.isa import detect
 from plinth_cpu.kernels import CsrcOps, build_registry
@@ -62,9 +63,13 @@ class CpuPlatform(Platform):
         return self._backends
 
     def quantization_methods(self):
-        """Linear methods: float weights pre-packed for oneDNN (``"unquantized"``) and, with the C++
+        """Linear methods: float weights (``"unquantized"``) pair-blocked for the csrc ``gemv_bf16``
+        kernel where it has native bf16 dot products, else pre-packed for oneDNN; with the C++
         extension, int8 weight-only linears (``"int8_weight_only"``)."""
-        methods = {OneDnnPackedLinear.name: OneDnnPackedLinear()}
+        unquantized = OneDnnPackedLinear()
+        if native_bf16(self._extension.module):
+            unquantized = GemvBf16Linear(self._extension.module, unquantized)
+        methods = {unquantized.name: unquantized}
         if self._extension.module is not None:
             methods[Int8WeightOnly.name] = Int8WeightOnly(self._extension.module)
         return methods

@@ -45,7 +45,9 @@ def test_strided_and_empty_inputs_and_unpacked_weights():
 def test_the_platform_offers_the_packed_method_as_unquantized():
     from plinth_cpu.platform import CpuPlatform
 
-    assert isinstance(CpuPlatform().quantization_methods()[UNQUANTIZED], OneDnnPackedLinear)
+    method = CpuPlatform().quantization_methods()[UNQUANTIZED]
+    # on CPUs with native bf16 dot products the gemv method takes bf16 weights and packs the rest
+    assert isinstance(getattr(method, "fallback", method), OneDnnPackedLinear)
 
 
 @needs_onednn
