@@ -36,7 +36,7 @@ def make_batch(num_reqs, ctx_lo, ctx_hi, heads, kv_heads, head, block_size=16, s
     return q, kv, table.cuda(), ctx.to(torch.int32).cuda(), qsl, int(ctx.sum()) * kv_heads * head * 2 * 2
 
 
-def launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits):
+def launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits, ordered=False):
     num_tokens, heads, head = q.shape
     kv_heads = kv.shape[3]
     group = heads // kv_heads
@@ -48,15 +48,17 @@ def launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits):
     else:
         part = ml = out
     k, v = kv[0], kv[1]
-    grid = (num_tokens // block_q + num_tokens, kv_heads, splits)
+    ordered = ordered and splits == 1
+    grid = (num_tokens * kv_heads, 1, 1) if ordered else (num_tokens // block_q + num_tokens, kv_heads, splits)
+    order = torch.argsort(seq_lens, descending=True)
 
     def run():
         _paged_attention_kernel[grid](
-            q, k, v, out, part, ml, table, seq_lens, qsl, head ** -0.5, 1.0, num_tokens, num_tokens,
+            q, k, v, out, part, ml, table, seq_lens, qsl, order, head ** -0.5, 1.0, num_tokens, num_tokens,
             q.stride(0), q.stride(1), out.stride(0), out.stride(1), k.stride(0), k.stride(1), k.stride(2),
             table.stride(0), NUM_HEADS=heads, BLOCK_SIZE=kv.shape[2], GROUP=group, HEAD=head, HEAD_P2=head,
             BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=splits, WINDOW=0, USE_CAP=False,
-            IEEE=False, num_warps=warps, num_stages=stages)
+            IEEE=False, ORDERED=ordered, num_warps=warps, num_stages=stages)
         if splits > 1:
             _merge_splits_kernel[(num_tokens, heads)](out, part, ml, qsl, num_tokens, num_tokens, out.stride(0),
                                                       out.stride(1), NUM_HEADS=heads, HEAD=head, HEAD_P2=head,
@@ -108,11 +110,11 @@ def launch_prefill(q, kv, table, seq_lens, qsl, block_m, tile_n, warps, stages):
 
     def run():
         _paged_attention_kernel[grid](
-            q, k, v, out, out, out, table, seq_lens, qsl, head ** -0.5, 1.0, num_reqs, num_tokens,
+            q, k, v, out, out, out, table, seq_lens, qsl, seq_lens, head ** -0.5, 1.0, num_reqs, num_tokens,
             q.stride(0), q.stride(1), out.stride(0), out.stride(1), k.stride(0), k.stride(1), k.stride(2),
             table.stride(0), NUM_HEADS=heads, BLOCK_SIZE=kv.shape[2], GROUP=group, HEAD=head, HEAD_P2=head,
             BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=1, WINDOW=0, USE_CAP=False,
-            IEEE=False, num_warps=warps, num_stages=stages)
+            IEEE=False, ORDERED=False, num_warps=warps, num_stages=stages)
     return run
 
 
@@ -147,6 +149,7 @@ def main() -> None:
     ap.add_argument("--json")
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--prefill-only", action="store_true")
+    ap.add_argument("--decode-only", action="store_true")
     args = ap.parse_args()
     FULL = args.full
     cases = {
@@ -156,27 +159,33 @@ def main() -> None:
                                                head=128), [1, 2]),
         "T3 decode b128 ctx U[300,1800]": (dict(num_reqs=128, ctx_lo=300, ctx_hi=1800, heads=16, kv_heads=8,
                                                 head=128), [1]),
+        "T3 decode b256 ctx U[100,2048]": (dict(num_reqs=256, ctx_lo=100, ctx_hi=2048, heads=16, kv_heads=8,
+                                                head=128), [1]),
+        "T2 decode b200 ctx U[1024,2048] (Llama-8B heads)": (dict(num_reqs=200, ctx_lo=1024, ctx_hi=2048, heads=32,
+                                                                  kv_heads=8, head=128), [1]),
     }
-    results = prefill_sweep()
+    results = {} if args.decode_only else prefill_sweep()
     if args.prefill_only:
         cases = {}
     for name, (shape, split_options) in cases.items():
         q, kv, table, seq_lens, qsl, kv_bytes = make_batch(**shape)
         rows = []
-        grid = itertools.product((32, 64, 128), (2, 4, 8), (2, 3, 4), split_options) if FULL else \
-            itertools.product((64, 128), (4,), (2, 3), split_options)
-        for tile_n, warps, stages, splits in grid:
-            try:
-                ms = time_ms(launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits))
-            except (triton.runtime.errors.OutOfResources, RuntimeError) as exc:
-                rows.append({"tile_n": tile_n, "warps": warps, "stages": stages, "splits": splits,
-                             "error": type(exc).__name__})
+        grid = itertools.product((32, 64, 128), (2, 4, 8), (2, 3, 4), split_options, (False, True)) if FULL else \
+            itertools.product((64, 128), (4,), (2, 3), split_options, (False, True))
+        for tile_n, warps, stages, splits, ordered in grid:
+            if ordered and splits > 1:
                 continue
-            rows.append({"tile_n": tile_n, "warps": warps, "stages": stages, "splits": splits,
-                         "ms": round(ms, 4), "GB_s": round(kv_bytes / ms / 1e6, 1)})
+            key = {"tile_n": tile_n, "warps": warps, "stages": stages, "splits": splits, "ordered": ordered}
+            try:
+                ms = time_ms(launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits, ordered))
+            except (triton.runtime.errors.OutOfResources, RuntimeError) as exc:
+                rows.append({**key, "error": type(exc).__name__})
+                continue
+            rows.append({**key, "ms": round(ms, 4), "GB_s": round(kv_bytes / ms / 1e6, 1)})
         ok = sorted((r for r in rows if "ms" in r), key=lambda r: r["ms"])
         results[name] = {"kv_MB": round(kv_bytes / 1e6, 1), "best": ok[:8],
-                         "current(64,4,3)": [r for r in rows if (r["tile_n"], r["warps"], r["stages"]) == (64, 4, 3)]}
+                         "round4 plan (unordered)": [r for r in rows if r["warps"] == 4 and r["stages"] == 2
+                                                     and not r["ordered"] and r["splits"] == 1]}
         print(name, json.dumps(results[name], indent=1), flush=True)
     if args.json:
         with open(args.json, "w") as f:

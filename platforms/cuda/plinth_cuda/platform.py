@@ -64,6 +64,12 @@ class CudaPlatform(Platform):
     def attention_backends(self):
         return self._backends
 
+    def quantization_methods(self):
+        """Float linears: a Triton GEMV for single-row inputs (batch-1 decode), cuBLAS otherwise."""
+        from plinth_triton.gemv import GemvLinear
+
+        return {GemvLinear.name: GemvLinear(num_sms=self._device.multiprocessor_count())}
+
     def kernels(self) -> KernelRegistry:
         from plinth_triton import register_kernels
 

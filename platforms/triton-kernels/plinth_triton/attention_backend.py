@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,7 @@ class TritonAttentionMetadata:
     common: CommonAttentionMetadata  # the step's batch layout
     slot_mapping: torch.Tensor  # = common.slot_mapping (the forward context reads it here)
     num_splits: int  # KV splits per decode query (1 = no split)
+    order: torch.Tensor | None = None  # decode without split: requests by context length, longest first
 
 
 class TritonAttentionImpl(AttentionImpl):
@@ -40,11 +42,12 @@ class TritonAttentionImpl(AttentionImpl):
     def forward(self, query, key, value, kv_cache, metadata, out):
         md = metadata.common if isinstance(metadata, TritonAttentionMetadata) else metadata
         splits = metadata.num_splits if isinstance(metadata, TritonAttentionMetadata) else 1
+        order = metadata.order if isinstance(metadata, TritonAttentionMetadata) else None
         return paged_attention(
             query, kv_cache, out, query_start_loc=md.query_start_loc, seq_lens=md.seq_lens,
             block_table=md.block_table, num_reqs=md.num_reqs, max_query_len=md.max_query_len,
             scale=self.spec.scale, sliding_window=self.spec.sliding_window,
-            logits_soft_cap=self.spec.logits_soft_cap, num_splits=splits,
+            logits_soft_cap=self.spec.logits_soft_cap, num_splits=splits, order=order,
         )
 
 
@@ -52,14 +55,19 @@ class TritonAttentionBackend(AttentionBackend):
     """Unified varlen paged attention (prefill, decode, mixed; GQA packed; split-KV decode).
 
     ``num_sms``: multiprocessors of the device, used to decide when decode splits the KV.
+    ``decode_order``: wide decode batches start their programs longest request first (one device
+    sort per step, inside the captured graph); ``PLINTH_TRITON_DECODE_ORDER=0`` turns it off.
     """
 
     name = "triton_unified"
     supported_block_sizes = (16, 32, 64, 128, 256)
     graph_support = GraphSupport.UNIFORM_DECODE
 
-    def __init__(self, num_sms: int = 132) -> None:
+    def __init__(self, num_sms: int = 132, decode_order: bool | None = None) -> None:
         self.num_sms = num_sms
+        if decode_order is None:
+            decode_order = os.environ.get("PLINTH_TRITON_DECODE_ORDER", "1") != "0"
+        self.decode_order = decode_order
 
     def supports(self, selector: AttentionSelector) -> Support:
         if selector.num_heads % selector.num_kv_heads:
@@ -86,7 +94,10 @@ class TritonAttentionBackend(AttentionBackend):
             programs = max(1, common.num_reqs * 8)  # ~8 KV heads: the split only needs to fill the device roughly
             while splits < 16 and programs * splits < self.num_sms:
                 splits *= 2
-        return TritonAttentionMetadata(common, common.slot_mapping, splits)
+        order = None
+        if self.decode_order and common.max_query_len == 1 and splits == 1:
+            order = torch.argsort(common.seq_lens, descending=True)
+        return TritonAttentionMetadata(common, common.slot_mapping, splits, order)
 
     def make_impl(self, spec: AttentionLayerSpec) -> AttentionImpl:
         return TritonAttentionImpl(spec)

@@ -90,22 +90,32 @@ def _attend_tile(
 @triton.jit(do_not_specialize=["num_reqs", "num_tokens"])
 def _paged_attention_kernel(
     q_ptr, k_ptr, v_ptr, out_ptr, part_ptr, ml_ptr,
-    block_table_ptr, seq_lens_ptr, qsl_ptr,
+    block_table_ptr, seq_lens_ptr, qsl_ptr, order_ptr,
     scale, soft_cap, num_reqs, num_tokens,
     stride_qt, stride_qh, stride_ot, stride_oh,
     stride_kb, stride_ks, stride_kh, stride_bt,
     NUM_HEADS: tl.constexpr, BLOCK_SIZE: tl.constexpr, GROUP: tl.constexpr,
     HEAD: tl.constexpr, HEAD_P2: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_Q: tl.constexpr,
     TILE_N: tl.constexpr, NUM_SPLITS: tl.constexpr, WINDOW: tl.constexpr, USE_CAP: tl.constexpr,
-    IEEE: tl.constexpr,
+    IEEE: tl.constexpr, ORDERED: tl.constexpr,
 ):
-    pid = tl.program_id(0)
-    kv_head = tl.program_id(1)
     split = tl.program_id(2)
-    req = _find_request(qsl_ptr, pid, num_reqs, BLOCK_Q)
-    q_start = tl.load(qsl_ptr + req)
-    q_len = tl.load(qsl_ptr + req + 1) - q_start
-    q_block = pid - (q_start // BLOCK_Q + req)
+    if ORDERED:
+        # decode, one query per request: program p serves the request of rank p // KV heads in
+        # ``order`` (longest first), all KV heads of a request next to each other
+        pid = tl.program_id(0)
+        kv_head = pid % (NUM_HEADS // GROUP)
+        req = tl.load(order_ptr + pid // (NUM_HEADS // GROUP))
+        q_block = 0
+        q_start = tl.load(qsl_ptr + req)
+        q_len = tl.load(qsl_ptr + req + 1) - q_start
+    else:
+        pid = tl.program_id(0)
+        kv_head = tl.program_id(1)
+        req = _find_request(qsl_ptr, pid, num_reqs, BLOCK_Q)
+        q_start = tl.load(qsl_ptr + req)
+        q_len = tl.load(qsl_ptr + req + 1) - q_start
+        q_block = pid - (q_start // BLOCK_Q + req)
     if q_block * BLOCK_Q >= q_len:
         return
     seq_len = tl.load(seq_lens_ptr + req)
@@ -190,13 +200,12 @@ def _merge_splits_kernel(
              mask=offs_d < HEAD)
 
 
-def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dtype,
-                num_reqs: int = 0, num_splits: int = 1) -> tuple[int, int, int]:
+def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dtype) -> tuple[int, int, int]:
     """``(BLOCK_M, BLOCK_Q, TILE_N)`` for a batch: small row tiles for decode, large for prefill.
 
-    Wide decode batches (128+ requests, no split) stream 128-token KV tiles: on the H100 that
-    reads the cache at 2.61 TB/s vs 2.42 with 64-token tiles (batch 256, contexts 200-1600,
-    ``benchmarks/bench_attention_configs.py``); smaller batches keep 64.
+    Decode streams 64-token KV tiles. With programs started longest request first (``order``),
+    T3 measured 19,829 out tok/s with 64-token tiles against 19,494 with 128-token tiles for
+    batches of 128+ and 19,547 for 64+ (H100, one device call, 2026-11-23).
     """
     group_p2 = triton.next_power_of_2(group)
     if max_query_len == 1:
@@ -206,8 +215,6 @@ def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dty
     else:
         block_m = max(64 if max_query_len <= 64 else 128, group_p2)
     tile_n = 32 if (head_size > 128 or dtype == torch.float32) else 64
-    if max_query_len == 1 and tile_n == 64 and num_reqs >= 128 and num_splits == 1:
-        tile_n = 128
     return block_m, max(1, block_m // group), tile_n
 
 
@@ -215,14 +222,18 @@ def paged_attention(
     query: torch.Tensor, kv_cache: torch.Tensor, out: torch.Tensor, *, query_start_loc: torch.Tensor,
     seq_lens: torch.Tensor, block_table: torch.Tensor, num_reqs: int, max_query_len: int,
     scale: float, sliding_window: int | None = None, logits_soft_cap: float | None = None,
-    num_splits: int = 1,
+    num_splits: int = 1, order: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Attention of ``query`` ``[T, H, D]`` over the paged cache into ``out`` (same shape)."""
+    """Attention of ``query`` ``[T, H, D]`` over the paged cache into ``out`` (same shape).
+
+    ``order`` (decode only: one query per request, no split): a permutation of the requests, the
+    longest first, in which their programs start; the wave's tail then holds the short ones.
+    """
     num_tokens, num_heads, head_size = query.shape
     num_kv_heads = kv_cache.shape[3]
     group = num_heads // num_kv_heads
     num_splits = num_splits if max_query_len == 1 else 1
-    block_m, block_q, tile_n = plan_blocks(group, head_size, max_query_len, query.dtype, num_reqs, num_splits)
+    block_m, block_q, tile_n = plan_blocks(group, head_size, max_query_len, query.dtype)
     head_p2 = triton.next_power_of_2(head_size)
     k_cache, v_cache = kv_cache[0], kv_cache[1]
     if query.stride(2) != 1 or out.stride(2) != 1 or k_cache.stride(3) != 1:
@@ -232,16 +243,21 @@ def paged_attention(
         ml = torch.empty(num_splits * num_tokens * num_heads, 2, dtype=torch.float32, device=query.device)
     else:
         part = ml = out
-    grid = (num_tokens // block_q + num_reqs, num_kv_heads, num_splits)
+    ordered = order is not None and max_query_len == 1 and num_splits == 1
+    if ordered:
+        grid = (num_reqs * num_kv_heads, 1, 1)
+    else:
+        grid = (num_tokens // block_q + num_reqs, num_kv_heads, num_splits)
     ieee = query.dtype == torch.float32
     _paged_attention_kernel[grid](
         query, k_cache, v_cache, out, part, ml, block_table, seq_lens, query_start_loc,
+        order if ordered else seq_lens,
         scale, float(logits_soft_cap or 1.0), num_reqs, num_tokens,
         query.stride(0), query.stride(1), out.stride(0), out.stride(1),
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), block_table.stride(0),
         NUM_HEADS=num_heads, BLOCK_SIZE=kv_cache.shape[2], GROUP=group, HEAD=head_size, HEAD_P2=head_p2,
         BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=num_splits,
-        WINDOW=int(sliding_window or 0), USE_CAP=bool(logits_soft_cap), IEEE=ieee,
+        WINDOW=int(sliding_window or 0), USE_CAP=bool(logits_soft_cap), IEEE=ieee, ORDERED=ordered,
         # 4 warps, 2 stages: best or within 2 % of the best on the H100 for decode (batch 64-256) and
         # prefill (8 x 1024 Llama-8B heads: 200 TFLOP/s vs 187 with 8 warps / 3 stages; 14 x 560 Qwen3:
         # 123 vs 102); benchmarks/bench_attention_configs.py

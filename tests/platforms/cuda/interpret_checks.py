@@ -26,7 +26,7 @@ def _numpy2_index_fix() -> None:
 
 _numpy2_index_fix()
 
-from kernel_cases import check_attention, check_elementwise, check_write_kv  # noqa: E402
+from kernel_cases import check_attention, check_elementwise, check_gemv, check_write_kv  # noqa: E402
 
 
 def main() -> None:
@@ -47,6 +47,12 @@ def main() -> None:
     # queries right at and around a tile boundary (an off-by-one in the unmasked range shows here)
     check_attention([(30, 1), (31, 1), (62, 1), (63, 1), (15, 17), (31, 33)], group=2, head_size=32,
                     block_size=16, dtype=torch.float32, device=cpu)
+    # decode longest-first (``order``), with padding requests as a graph replay has them
+    check_attention([(5, 1), (140, 1), (0, 1), (64, 1), (77, 1)], group=2, head_size=32, block_size=16,
+                    dtype=torch.float32, device=cpu, ordered=True, pad_reqs=3, pad_tokens=3)
+    check_attention([(33, 1), (9, 1)], group=3, head_size=24, block_size=16, dtype=torch.float32,
+                    device=cpu, ordered=True, num_kv_heads=3, window=10)
+    check_gemv(torch.float32, cpu)
     from plinth_triton.sampling import sample
     from sampling_cases import check_distribution, check_matches_reference, check_seed_invariance, check_ties_and_edges
 

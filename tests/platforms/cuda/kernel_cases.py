@@ -21,8 +21,11 @@ def close(actual, expected, dtype, what):
 
 
 def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed=0, window=None, cap=None,
-                    num_kv_heads=2, num_splits=1, pad_tokens=0):
-    """Random paged batch (``shapes`` = [(context_len, query_len)]) through the Triton kernel."""
+                    num_kv_heads=2, num_splits=1, pad_tokens=0, ordered=False, pad_reqs=0):
+    """Random paged batch (``shapes`` = [(context_len, query_len)]) through the Triton kernel.
+
+    ``ordered``: decode programs start longest request first (``order``); ``pad_reqs`` padding
+    requests without tokens follow the real ones, as in a graph replay padded to a captured size."""
     from plinth_triton.attention_kernel import paged_attention
     from plinth_triton.kv_write import write_kv
 
@@ -51,13 +54,16 @@ def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed
     q_lens = torch.tensor([q for _, q in shapes])
     total = int(q_lens.sum())
     query = torch.randn(total + pad_tokens, num_heads, head_size, generator=gen).to(dtype).to(device)
-    qsl = torch.cat([torch.zeros(1, dtype=torch.int64), q_lens.cumsum(0)]).int()
-    seq_lens = torch.tensor([c + q for c, q in shapes], dtype=torch.int32)
+    qsl = torch.cat([torch.zeros(1, dtype=torch.int64), q_lens.cumsum(0), torch.full((pad_reqs,), total)]).int()
+    seq_lens = torch.tensor([c + q for c, q in shapes] + [0] * pad_reqs, dtype=torch.int32)
+    table = torch.cat([table, table[:1].expand(pad_reqs, -1)])
     out = torch.full_like(query, float("nan"))
     scale = head_size ** -0.5
+    order = torch.argsort(seq_lens, descending=True).to(device) if ordered else None
     paged_attention(query, cache, out, query_start_loc=qsl.to(device), seq_lens=seq_lens.to(device),
-                    block_table=table.int().to(device), num_reqs=len(shapes), max_query_len=int(q_lens.max()),
-                    scale=scale, sliding_window=window, logits_soft_cap=cap, num_splits=num_splits)
+                    block_table=table.int().to(device), num_reqs=len(shapes) + pad_reqs,
+                    max_query_len=int(q_lens.max()), scale=scale, sliding_window=window, logits_soft_cap=cap,
+                    num_splits=num_splits, order=order)
     starts = qsl.tolist()
     expected = torch.cat([
         reference.attention(query[starts[i]:starts[i + 1]].cpu(), k, v, scale, sliding_window=window,
@@ -109,6 +115,28 @@ def check_elementwise(dtype, device, seed=0, tokens=(1, 5), hidden=(64, 96)):
             close(ak, ek, dtype, f"qk_norm_rotary k {head}/{rot}/{neox}")
 
 
+def check_gemv(dtype, device, seed=0, shapes=((1, 64), (37, 96), (300, 1000), (8, 1536))):
+    """The batch-1 GEMV and its linear method vs ``F.linear`` (odd N and K, bias, [1, K] and [K] inputs);
+    inputs of more rows go to ``F.linear`` unchanged."""
+    import torch.nn.functional as F
+    from plinth_triton.gemv import GemvLinear, gemv
+
+    gen = torch.Generator().manual_seed(seed)
+    method = GemvLinear(num_sms=4)
+    for n, k in shapes:
+        w = (torch.randn(n, k, generator=gen) * k ** -0.5).to(dtype).to(device)
+        b = torch.randn(n, generator=gen).to(dtype).to(device)
+        x = torch.randn(1, k, generator=gen).to(dtype).to(device)
+        expected = F.linear(x.float(), w.float())
+        close(gemv(x, w), expected, dtype, f"gemv {n}x{k}")
+        close(gemv(x[0], w, b), expected[0] + b.float(), dtype, f"gemv 1-d with bias {n}x{k}")
+        for plan in ((1, 16, 1), (4, 64, 2)):
+            close(gemv(x, w, plan=plan), expected, dtype, f"gemv {n}x{k} plan {plan}")
+        close(method.apply(x, method.prepare(w), b), expected + b.float(), dtype, f"GemvLinear {n}x{k}")
+        x3 = torch.randn(3, k, generator=gen).to(dtype).to(device)
+        close(method.apply(x3, w), F.linear(x3.float(), w.float()), dtype, f"GemvLinear 3 rows {n}x{k}")
+
+
 def check_write_kv(dtype, device, seed=0):
     from plinth_triton.kv_write import write_kv
 
@@ -125,5 +153,5 @@ def check_write_kv(dtype, device, seed=0):
         assert torch.equal(a.cpu(), b.cpu()), "write_kv differs from the reference"
 
 
-__all__ = ["AttentionLayerSpec", "CommonAttentionMetadata", "check_attention", "check_elementwise",
+__all__ = ["AttentionLayerSpec", "CommonAttentionMetadata", "check_attention", "check_elementwise", "check_gemv",
            "check_write_kv"]

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from tests.platforms.cuda.kernel_cases import check_attention, check_elementwise, check_write_kv
+from tests.platforms.cuda.kernel_cases import check_attention, check_elementwise, check_gemv, check_write_kv
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
@@ -46,12 +46,14 @@ def test_split_kv_decode(splits, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("group", "head_size"), [(2, 128), (4, 64), (1, 256)])
-def test_wide_decode_batch(group, head_size, dtype):
-    """128+ decode requests take the wide-tile plan (TILE_N 128 where the head fits)."""
+@pytest.mark.parametrize("ordered", [False, True])
+def test_wide_decode_batch(group, head_size, dtype, ordered):
+    """160 decode requests in batch order or longest first (``order``), with padding requests as a
+    graph replay has them."""
     rng = torch.Generator().manual_seed(group * 1000 + head_size)
     contexts = torch.randint(0, 900, (160,), generator=rng).tolist()
     check_attention([(c, 1) for c in contexts], group=group, head_size=head_size, block_size=16, dtype=dtype,
-                    device=CUDA, pad_tokens=3)
+                    device=CUDA, pad_tokens=3, ordered=ordered, pad_reqs=16 if ordered else 0)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
@@ -63,6 +65,12 @@ def test_window_and_soft_cap(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_elementwise(dtype):
     check_elementwise(dtype, CUDA, tokens=(1, 7, 300), hidden=(64, 1024, 4096))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemv(dtype):
+    check_gemv(dtype, CUDA, shapes=((1, 64), (37, 96), (300, 1000), (4096, 4096), (6144, 4096), (4096, 14336),
+                                    (128256, 512)))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

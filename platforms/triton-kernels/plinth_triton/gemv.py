@@ -1,0 +1,89 @@
+"""Batch-1 linears (GEMV) in Triton, and the linear method that uses them for single-row inputs.
+
+At one token per step (latency decode, L1) every linear is a matrix-vector product that streams
+its weight once; cuBLAS reads Llama-8B's weights at M = 1 at ~2.66 TB/s on the H100. Here each
+program owns ``BLOCK_N`` output rows, streams their ``K`` weights in ``BLOCK_K`` chunks with fp32
+products accumulated elementwise, and reduces once at the end (one pass, no split-K buffer).
+Larger inputs go to ``F.linear`` (cuBLAS), unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+
+from plinth.platform.linear_method import UNQUANTIZED, LinearMethod
+
+
+@triton.jit
+def _gemv_kernel(x_ptr, w_ptr, b_ptr, y_ptr, N, K, stride_wn,
+                 HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr):
+    pid = tl.program_id(0)
+    offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_ok = offs_n < N
+    rows = w_ptr + tl.where(n_ok, offs_n, 0).to(tl.int64)[:, None] * stride_wn
+    offs_k = tl.arange(0, BLOCK_K)
+    acc = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        k = k0 + offs_k
+        if EVEN_K:
+            w = tl.load(rows + k[None, :], eviction_policy="evict_first")
+            x = tl.load(x_ptr + k)
+        else:
+            w = tl.load(rows + k[None, :], mask=(k < K)[None, :], other=0.0, eviction_policy="evict_first")
+            x = tl.load(x_ptr + k, mask=k < K, other=0.0)
+        acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
+    y = tl.sum(acc, 1)
+    if HAS_BIAS:
+        y += tl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
+    tl.store(y_ptr + offs_n, y.to(y_ptr.dtype.element_ty), mask=n_ok)
+
+
+def plan_gemv(n: int, k: int, num_sms: int = 132) -> tuple[int, int, int]:
+    """``(BLOCK_N, BLOCK_K, num_warps)``: one output row per program, 2048-wide K chunks.
+
+    Best or within 1 % of the best of a (1-16) x (256-2048) x (2-8 warps) sweep at every Llama-8B
+    shape on the H100 (``benchmarks/bench_gemv.py --sweep``): 2.62-3.16 TB/s against cuBLAS's
+    2.01-2.81. ``num_sms`` is kept for plans that depend on the device's size.
+    """
+    return 1, min(2048, triton.next_power_of_2(max(k, 16))), 4
+
+
+def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+         plan: tuple[int, int, int] | None = None) -> torch.Tensor:
+    """``x [..., K]`` with one row in all, ``weight [N, K]`` (inner dim contiguous) -> ``[..., N]``."""
+    n, k = weight.shape
+    if x.numel() != k or weight.stride(1) != 1:
+        raise ValueError(f"gemv takes one row of {k} features and a weight with contiguous rows, "
+                         f"got x {tuple(x.shape)} and weight strides {weight.stride()}")
+    xr = x.reshape(k)
+    if xr.stride(0) != 1:
+        xr = xr.contiguous()
+    y = torch.empty(*x.shape[:-1], n, dtype=x.dtype, device=x.device)
+    block_n, block_k, warps = plan or plan_gemv(n, k)
+    _gemv_kernel[(triton.cdiv(n, block_n),)](
+        xr, weight, bias if bias is not None else weight, y, n, k, weight.stride(0),
+        HAS_BIAS=bias is not None, BLOCK_N=block_n, BLOCK_K=block_k, EVEN_K=k % block_k == 0, num_warps=warps,
+    )
+    return y
+
+
+class GemvLinear(LinearMethod):
+    """Float linears: the Triton GEMV for a single input row, cuBLAS (``F.linear``) otherwise."""
+
+    name = UNQUANTIZED
+
+    def __init__(self, num_sms: int = 132) -> None:
+        self.num_sms = num_sms
+
+    def prepare(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight
+
+    def apply(self, x: torch.Tensor, prepared: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        if (x.numel() == prepared.shape[1] and prepared.stride(1) == 1 and x.dtype == prepared.dtype
+                and (bias is None or bias.dtype == x.dtype)):
+            n, k = prepared.shape
+            return gemv(x, prepared, bias, plan_gemv(n, k, self.num_sms))
+        return F.linear(x, prepared, bias)

@@ -1,0 +1,46 @@
+"""The Triton backend's decode order: wide decode batches start their programs longest request first."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from plinth.platform import CommonAttentionMetadata
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+
+
+def _metadata(seq_lens: list[int], query_lens: list[int]) -> CommonAttentionMetadata:
+    seq = torch.tensor(seq_lens, dtype=torch.int32)
+    qsl = torch.tensor([0, *torch.tensor(query_lens).cumsum(0).tolist()], dtype=torch.int32)
+    tokens = int(qsl[-1])
+    return CommonAttentionMetadata(qsl, qsl, seq, seq, torch.zeros(len(seq_lens), 4, dtype=torch.int32),
+                                   torch.arange(tokens), len(seq_lens), tokens, max(query_lens), max(seq_lens))
+
+
+def test_wide_decode_gets_longest_first_order():
+    from plinth_triton.attention_backend import TritonAttentionBackend
+
+    lens = [5, 900, 0, 64, 300] + [7] * 40  # 45 requests x 8 KV heads fill 132 SMs: no split
+    md = TritonAttentionBackend(num_sms=132, decode_order=True).build_metadata(_metadata(lens, [1] * 45))
+    assert md.num_splits == 1
+    assert sorted(md.order.tolist()) == list(range(45))
+    ordered = [lens[i] for i in md.order.tolist()]
+    assert ordered == sorted(lens, reverse=True)
+
+
+def test_no_order_for_prefill_split_or_when_switched_off(monkeypatch):
+    from plinth_triton.attention_backend import TritonAttentionBackend
+
+    on = TritonAttentionBackend(num_sms=132, decode_order=True)
+    assert on.build_metadata(_metadata([10, 20], [3, 1])).order is None  # a mixed step
+    small = on.build_metadata(_metadata([1000, 20], [1, 1]))
+    assert small.num_splits > 1 and small.order is None  # split-KV decode keeps its own layout
+    lens = [30] * 40
+    assert TritonAttentionBackend(decode_order=False).build_metadata(_metadata(lens, [1] * 40)).order is None
+    monkeypatch.setenv("PLINTH_TRITON_DECODE_ORDER", "0")
+    assert TritonAttentionBackend().build_metadata(_metadata(lens, [1] * 40)).order is None
+    monkeypatch.setenv("PLINTH_TRITON_DECODE_ORDER", "1")
+    assert TritonAttentionBackend().build_metadata(_metadata(lens, [1] * 40)).order is not None
