@@ -107,18 +107,18 @@ PYBIND11_MODULE(_C, m) {
     k().silu_and_mul(ptr<void>(out), ptr<void>(x), rows, d, xs, dtype, threads);
   });
   m.def("rotary", [](uintptr_t qo, uintptr_t ko, uintptr_t q, uintptr_t kk, uintptr_t pos, uintptr_t cache,
-                     int64_t tokens, int64_t qh, int64_t kh, int64_t hs, int64_t rot, int64_t qs, int64_t ks,
-                     bool neox, int dtype, int cache_dtype, int threads) {
+                     int64_t max_position, int64_t tokens, int64_t qh, int64_t kh, int64_t hs, int64_t rot, int64_t qs,
+                     int64_t ks, bool neox, int dtype, int cache_dtype, int threads) {
     py::gil_scoped_release nogil;
-    k().rotary(ptr<void>(qo), ptr<void>(ko), ptr<void>(q), ptr<void>(kk), ptr<int64_t>(pos), ptr<void>(cache),
-               tokens, qh, kh, hs, rot, qs, ks, neox, dtype, cache_dtype, threads);
-  });
-  m.def("write_kv", [](uintptr_t kc, uintptr_t vc, uintptr_t kk, uintptr_t v, uintptr_t slots, int64_t tokens,
-                       int64_t width, int64_t ks, int64_t vs, int dtype, int cache_dtype, int threads) {
+    return k().rotary(ptr<void>(qo), ptr<void>(ko), ptr<void>(q), ptr<void>(kk), ptr<int64_t>(pos), ptr<void>(cache),
+                      max_position, tokens, qh, kh, hs, rot, qs, ks, neox, dtype, cache_dtype, threads);
+  }, "false (nothing written) when a position is outside the cache");
+  m.def("write_kv", [](uintptr_t kc, uintptr_t vc, uintptr_t kk, uintptr_t v, uintptr_t slots, int64_t capacity,
+                       int64_t tokens, int64_t width, int64_t ks, int64_t vs, int dtype, int cache_dtype, int threads) {
     py::gil_scoped_release nogil;
-    k().write_kv(ptr<void>(kc), ptr<void>(vc), ptr<void>(kk), ptr<void>(v), ptr<int64_t>(slots), tokens, width, ks,
-                 vs, dtype, cache_dtype, threads);
-  });
+    return k().write_kv(ptr<void>(kc), ptr<void>(vc), ptr<void>(kk), ptr<void>(v), ptr<int64_t>(slots), capacity,
+                        tokens, width, ks, vs, dtype, cache_dtype, threads);
+  }, "false (nothing written) when a slot is past the cache");
   m.def("decode_attention", [](uintptr_t out, int64_t os, uintptr_t q, int64_t qs, uintptr_t kc, uintptr_t vc,
                                uintptr_t bt, int64_t bts, uintptr_t seq_lens, uintptr_t tokens, uintptr_t reqs,
                                int64_t num, int64_t heads, int64_t kv_heads, int64_t head_size, int64_t block_size,

@@ -28,15 +28,17 @@ struct Kernels {
   // out[r, :d] = silu(x[r, :d]) * x[r, d:2d]
   void (*silu_and_mul)(void* out, const void* x, int64_t rows, int64_t d, int64_t x_stride, int dtype,
                        int threads);
-  // q_out/k_out = rotary(q/k) at positions; cos_sin_cache [max_position, rotary_dim]
-  void (*rotary)(void* q_out, void* k_out, const void* q, const void* k, const int64_t* positions,
-                 const void* cos_sin, int64_t tokens, int64_t q_heads, int64_t k_heads, int64_t head_size,
-                 int64_t rotary_dim, int64_t q_stride, int64_t k_stride, bool neox, int dtype, int cache_dtype,
-                 int threads);
-  // k_cache[slot[t]] = k[t] (and v) for slot >= 0; rows of `width` elements
-  void (*write_kv)(void* k_cache, void* v_cache, const void* k, const void* v, const int64_t* slots,
-                   int64_t tokens, int64_t width, int64_t k_stride, int64_t v_stride, int dtype, int cache_dtype,
-                   int threads);
+  // q_out/k_out = rotary(q/k) at positions; cos_sin_cache [max_position, rotary_dim]. Returns false,
+  // writing nothing, when a position lies outside [0, max_position)
+  bool (*rotary)(void* q_out, void* k_out, const void* q, const void* k, const int64_t* positions,
+                 const void* cos_sin, int64_t max_position, int64_t tokens, int64_t q_heads, int64_t k_heads,
+                 int64_t head_size, int64_t rotary_dim, int64_t q_stride, int64_t k_stride, bool neox, int dtype,
+                 int cache_dtype, int threads);
+  // k_cache[slot[t]] = k[t] (and v) for slot >= 0; rows of `width` elements. Returns false, writing
+  // nothing, when a slot is >= capacity
+  bool (*write_kv)(void* k_cache, void* v_cache, const void* k, const void* v, const int64_t* slots,
+                   int64_t capacity, int64_t tokens, int64_t width, int64_t k_stride, int64_t v_stride, int dtype,
+                   int cache_dtype, int threads);
   // single-token queries over the paged standard-layout cache, GQA packed, fp32 math
   void (*decode_attention)(void* out, int64_t out_stride, const void* q, int64_t q_stride, const void* k_cache,
                            const void* v_cache, const int32_t* block_table, int64_t block_table_stride,

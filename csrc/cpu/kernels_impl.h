@@ -163,9 +163,11 @@ static void rotary_t(T* qo, T* ko, const T* q, const T* k, const int64_t* pos, c
   });
 }
 
-static void rotary(void* qo, void* ko, const void* q, const void* k, const int64_t* pos, const void* cache,
-                   int64_t tokens, int64_t qh, int64_t kh, int64_t hs, int64_t rot, int64_t qs, int64_t ks, bool neox,
-                   int dtype, int cache_dtype, int threads) {
+static bool rotary(void* qo, void* ko, const void* q, const void* k, const int64_t* pos, const void* cache,
+                   int64_t max_position, int64_t tokens, int64_t qh, int64_t kh, int64_t hs, int64_t rot, int64_t qs,
+                   int64_t ks, bool neox, int dtype, int cache_dtype, int threads) {
+  for (int64_t t = 0; t < tokens; ++t)
+    if (pos[t] < 0 || pos[t] >= max_position) return false;
 #define PLINTH_ROTARY(T, C) \
   rotary_t((T*)qo, (T*)ko, (const T*)q, (const T*)k, pos, (const C*)cache, tokens, qh, kh, hs, rot, qs, ks, neox, threads)
   if (dtype == kBF16) {
@@ -174,6 +176,7 @@ static void rotary(void* qo, void* ko, const void* q, const void* k, const int64
     if (cache_dtype == kBF16) PLINTH_ROTARY(float, bf16); else PLINTH_ROTARY(float, float);
   }
 #undef PLINTH_ROTARY
+  return true;
 }
 
 template <class Ti, class Tc>
@@ -194,9 +197,11 @@ static void write_kv_t(Tc* kc, Tc* vc, const Ti* k, const Ti* v, const int64_t* 
   }
 }
 
-static void write_kv(void* kc, void* vc, const void* k, const void* v, const int64_t* slots, int64_t tokens,
-                     int64_t width, int64_t ks, int64_t vs, int dtype, int cache_dtype, int threads) {
+static bool write_kv(void* kc, void* vc, const void* k, const void* v, const int64_t* slots, int64_t capacity,
+                     int64_t tokens, int64_t width, int64_t ks, int64_t vs, int dtype, int cache_dtype, int threads) {
   (void)threads;  // a copy of a few KB per step: one thread is faster than waking the pool
+  for (int64_t t = 0; t < tokens; ++t)
+    if (slots[t] >= capacity) return false;
 #define PLINTH_WRITE(Ti, Tc) \
   write_kv_t((Tc*)kc, (Tc*)vc, (const Ti*)k, (const Ti*)v, slots, tokens, width, ks, vs)
   if (dtype == kBF16) {
@@ -205,6 +210,7 @@ static void write_kv(void* kc, void* vc, const void* k, const void* v, const int
     if (cache_dtype == kBF16) PLINTH_WRITE(float, bf16); else PLINTH_WRITE(float, float);
   }
 #undef PLINTH_WRITE
+  return true;
 }
 
 #ifdef PLINTH_AVX512_INTRINSICS

@@ -20,14 +20,14 @@ pytestmark = needs_extension
 
 @pytest.fixture
 def poisoned(monkeypatch):
-    """Every torch.empty in the wrappers returns NaN-filled memory."""
-    real_empty = torch.empty
+    """Every torch.empty and torch.empty_like in the wrappers returns NaN-filled memory."""
+    real_empty, real_empty_like = torch.empty, torch.empty_like
 
-    def empty(*shape, dtype=None, **kwargs):
-        t = real_empty(*shape, dtype=dtype, **kwargs)
+    def poison(t):
         return t.fill_(float("nan")) if t.is_floating_point() else t
 
-    monkeypatch.setattr(torch, "empty", empty)
+    monkeypatch.setattr(torch, "empty", lambda *shape, dtype=None, **kw: poison(real_empty(*shape, dtype=dtype, **kw)))
+    monkeypatch.setattr(torch, "empty_like", lambda x, **kw: poison(real_empty_like(x, **kw)))
 
 
 def _r(gen, *shape, dtype):
