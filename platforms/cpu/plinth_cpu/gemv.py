@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from plinth.platform.linear_method import UNQUANTIZED, LinearMethod
+from plinth_cpu.weight_arena import WeightArena
 
 BLOCK = 16  # output rows per block of the packed layout (kGemvBlock)
 
@@ -27,13 +28,18 @@ class PairBlockedWeight:
     in_features: int  # K
 
 
-def pack_pairs(weight: torch.Tensor) -> PairBlockedWeight:
-    """``weight [N, K]`` in the kernel's layout (rows padded to 16, K to even, with zeros)."""
+def pack_pairs(weight: torch.Tensor, arena: WeightArena | None = None) -> PairBlockedWeight:
+    """``weight [N, K]`` in the kernel's layout (rows padded to 16, K to even, with zeros), in
+    memory from ``arena`` when given."""
     n, k = weight.shape
     rows, pairs = -(-n // BLOCK) * BLOCK, -(-k // 2)
-    padded = torch.zeros(rows, 2 * pairs, dtype=weight.dtype)
-    padded[:n, :k] = weight
-    packed = padded.view(rows // BLOCK, BLOCK, pairs, 2).transpose(1, 2).contiguous()
+    padded = weight
+    if (rows, 2 * pairs) != (n, k):
+        padded = torch.zeros(rows, 2 * pairs, dtype=weight.dtype)
+        padded[:n, :k] = weight
+    shape = (rows // BLOCK, pairs, BLOCK, 2)
+    packed = torch.empty(shape, dtype=weight.dtype) if arena is None else arena.empty(shape, weight.dtype)
+    packed.copy_(padded.view(rows // BLOCK, BLOCK, pairs, 2).transpose(1, 2))
     return PairBlockedWeight(packed, n, k)
 
 
@@ -58,11 +64,12 @@ class GemvBf16Linear(LinearMethod):
     def __init__(self, module: Any, fallback: LinearMethod) -> None:
         self.C = module
         self.fallback = fallback
+        self.arena = WeightArena()  # the packed weights, on huge pages where the OS grants them
 
     def prepare(self, weight: torch.Tensor) -> Any:
         if weight.dtype != torch.bfloat16 or weight.dim() != 2 or weight.device.type != "cpu":
             return self.fallback.prepare(weight)
-        return pack_pairs(weight.detach())
+        return pack_pairs(weight.detach(), self.arena)
 
     def apply(self, x: torch.Tensor, prepared: Any, bias: torch.Tensor | None = None) -> torch.Tensor:
         if type(prepared) is not PairBlockedWeight:
