@@ -48,8 +48,7 @@ def launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits, ordered=F
     else:
         part = ml = out
     k, v = kv[0], kv[1]
-    ordered = ordered and splits == 1
-    grid = (num_tokens * kv_heads, 1, 1) if ordered else (num_tokens // block_q + num_tokens, kv_heads, splits)
+    grid = (num_tokens * kv_heads, 1, splits) if ordered else (num_tokens // block_q + num_tokens, kv_heads, splits)
     order = torch.argsort(seq_lens, descending=True)
 
     def run():
@@ -143,6 +142,22 @@ def prefill_sweep() -> dict:
     return results
 
 
+def split_sweep() -> dict:
+    """Decode at mid-size batches with long contexts (T3's tail): KV splits 1-8, batch order or longest
+    first, the kernel's plan (64-token tiles, 4 warps, 2 stages). Prints the best split per batch."""
+    results = {}
+    for num_reqs in (8, 16, 24, 32, 48, 64, 96, 128):
+        q, kv, table, seq_lens, qsl, kv_bytes = make_batch(num_reqs, 800, 2000, 16, 8, 128, seed=num_reqs)
+        rows = []
+        for splits, ordered in itertools.product((1, 2, 4, 8), (False, True)):
+            ms = time_ms(launch(q, kv, table, seq_lens, qsl, 64, 4, 2, splits, ordered))
+            rows.append({"splits": splits, "ordered": ordered, "ms": round(ms, 4),
+                         "GB_s": round(kv_bytes / ms / 1e6, 1)})
+        results[f"b{num_reqs}"] = sorted(rows, key=lambda r: r["ms"])
+        print(f"split sweep b{num_reqs}:", json.dumps(results[f"b{num_reqs}"][:4]), flush=True)
+    return results
+
+
 def main() -> None:
     global FULL
     ap = argparse.ArgumentParser()
@@ -150,6 +165,7 @@ def main() -> None:
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--prefill-only", action="store_true")
     ap.add_argument("--decode-only", action="store_true")
+    ap.add_argument("--splits-only", action="store_true")
     args = ap.parse_args()
     FULL = args.full
     cases = {
@@ -164,6 +180,12 @@ def main() -> None:
         "T2 decode b200 ctx U[1024,2048] (Llama-8B heads)": (dict(num_reqs=200, ctx_lo=1024, ctx_hi=2048, heads=32,
                                                                   kv_heads=8, head=128), [1]),
     }
+    if args.splits_only:
+        results = split_sweep()
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+        return
     results = {} if args.decode_only else prefill_sweep()
     if args.prefill_only:
         cases = {}
@@ -173,8 +195,6 @@ def main() -> None:
         grid = itertools.product((32, 64, 128), (2, 4, 8), (2, 3, 4), split_options, (False, True)) if FULL else \
             itertools.product((64, 128), (4,), (2, 3), split_options, (False, True))
         for tile_n, warps, stages, splits, ordered in grid:
-            if ordered and splits > 1:
-                continue
             key = {"tile_n": tile_n, "warps": warps, "stages": stages, "splits": splits, "ordered": ordered}
             try:
                 ms = time_ms(launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits, ordered))

@@ -29,7 +29,7 @@ class TritonAttentionMetadata:
     common: CommonAttentionMetadata  # the step's batch layout
     slot_mapping: torch.Tensor  # = common.slot_mapping (the forward context reads it here)
     num_splits: int  # KV splits per decode query (1 = no split)
-    order: torch.Tensor | None = None  # decode without split: requests by context length, longest first
+    order: torch.Tensor | None = None  # decode: requests by context length, longest first
 
 
 class TritonAttentionImpl(AttentionImpl):
@@ -95,7 +95,7 @@ class TritonAttentionBackend(AttentionBackend):
             while splits < 16 and programs * splits < self.num_sms:
                 splits *= 2
         order = None
-        if self.decode_order and common.max_query_len == 1 and splits == 1:
+        if self.decode_order and common.max_query_len == 1 and common.num_reqs > 1:
             order = torch.argsort(common.seq_lens, descending=True)
         return TritonAttentionMetadata(common, common.slot_mapping, splits, order)
 

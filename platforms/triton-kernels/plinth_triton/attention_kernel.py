@@ -226,8 +226,8 @@ def paged_attention(
 ) -> torch.Tensor:
     """Attention of ``query`` ``[T, H, D]`` over the paged cache into ``out`` (same shape).
 
-    ``order`` (decode only: one query per request, no split): a permutation of the requests, the
-    longest first, in which their programs start; the wave's tail then holds the short ones.
+    ``order`` (decode only: one query per request): a permutation of the requests, the longest
+    first, in which their programs start (each split in turn); the wave's tail then holds short ones.
     """
     num_tokens, num_heads, head_size = query.shape
     num_kv_heads = kv_cache.shape[3]
@@ -243,9 +243,9 @@ def paged_attention(
         ml = torch.empty(num_splits * num_tokens * num_heads, 2, dtype=torch.float32, device=query.device)
     else:
         part = ml = out
-    ordered = order is not None and max_query_len == 1 and num_splits == 1
+    ordered = order is not None and max_query_len == 1
     if ordered:
-        grid = (num_reqs * num_kv_heads, 1, 1)
+        grid = (num_reqs * num_kv_heads, 1, num_splits)
     else:
         grid = (num_tokens // block_q + num_reqs, num_kv_heads, num_splits)
     ieee = query.dtype == torch.float32

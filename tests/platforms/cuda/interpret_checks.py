@@ -52,6 +52,8 @@ def main() -> None:
                     dtype=torch.float32, device=cpu, ordered=True, pad_reqs=3, pad_tokens=3)
     check_attention([(33, 1), (9, 1)], group=3, head_size=24, block_size=16, dtype=torch.float32,
                     device=cpu, ordered=True, num_kv_heads=3, window=10)
+    check_attention([(150, 1), (3, 1), (70, 1)], group=2, head_size=32, block_size=16, dtype=torch.float32,
+                    device=cpu, ordered=True, num_splits=4, pad_reqs=1, pad_tokens=1)
     check_gemv(torch.float32, cpu)
     from plinth_triton.sampling import sample
     from sampling_cases import check_distribution, check_matches_reference, check_seed_invariance, check_ties_and_edges

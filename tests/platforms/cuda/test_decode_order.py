@@ -31,13 +31,19 @@ def test_wide_decode_gets_longest_first_order():
     assert ordered == sorted(lens, reverse=True)
 
 
-def test_no_order_for_prefill_split_or_when_switched_off(monkeypatch):
+def test_split_decode_is_ordered_too():
+    from plinth_triton.attention_backend import TritonAttentionBackend
+
+    small = TritonAttentionBackend(num_sms=132, decode_order=True).build_metadata(_metadata([20, 1000], [1, 1]))
+    assert small.num_splits > 1 and small.order.tolist() == [1, 0]
+
+
+def test_no_order_for_prefill_one_request_or_when_switched_off(monkeypatch):
     from plinth_triton.attention_backend import TritonAttentionBackend
 
     on = TritonAttentionBackend(num_sms=132, decode_order=True)
     assert on.build_metadata(_metadata([10, 20], [3, 1])).order is None  # a mixed step
-    small = on.build_metadata(_metadata([1000, 20], [1, 1]))
-    assert small.num_splits > 1 and small.order is None  # split-KV decode keeps its own layout
+    assert on.build_metadata(_metadata([1000], [1])).order is None  # nothing to order
     lens = [30] * 40
     assert TritonAttentionBackend(decode_order=False).build_metadata(_metadata(lens, [1] * 40)).order is None
     monkeypatch.setenv("PLINTH_TRITON_DECODE_ORDER", "0")

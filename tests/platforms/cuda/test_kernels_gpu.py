@@ -39,9 +39,10 @@ def test_attention(kind, block_size, group, head_size, dtype):
 
 @pytest.mark.parametrize("splits", [2, 4, 16])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-def test_split_kv_decode(splits, dtype):
+@pytest.mark.parametrize("ordered", [False, True])
+def test_split_kv_decode(splits, dtype, ordered):
     check_attention(_shapes("long", 16), group=4, head_size=128, block_size=16, dtype=dtype, device=CUDA,
-                    num_splits=splits, pad_tokens=2)
+                    num_splits=splits, pad_tokens=2, ordered=ordered, pad_reqs=2 if ordered else 0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
