@@ -121,16 +121,17 @@ class CpuAttentionImpl(AttentionImpl):
             dense = torch.empty(out.shape, dtype=out.dtype)
             out.copy_(self.forward(query, key, value, kv_cache, metadata, dense))
             return out
-        flat = kv_cache.view(2, -1, *kv_cache.shape[-2:])
         if metadata.decode_tokens is not None:
             if metadata.decode_slots is None:
                 self._decode_csrc(query, kv_cache, metadata, out)
             else:
-                self._decode(query, flat, metadata, out)
+                self._decode(query, kv_cache.view(2, -1, *kv_cache.shape[-2:]), metadata, out)
         if metadata.prefill_reqs is not None:
             self._prefill_csrc(query, kv_cache, metadata, out)
-        for p in metadata.prefills:
-            self._prefill(query, key, value, flat, p, out)
+        if metadata.prefills:  # the torch path's prefills and chunks
+            flat = kv_cache.view(2, -1, *kv_cache.shape[-2:])
+            for p in metadata.prefills:
+                self._prefill(query, key, value, flat, p, out)
         return out
 
     def _sdpa(self, q, k, v, mask, causal):
