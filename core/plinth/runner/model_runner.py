@@ -65,6 +65,8 @@ class ModelRunner:
         self.kv_caches = allocate_kv_caches(backend, specs, self.num_kv_blocks, self.kv_dtype, self.device)
         self.graph_runner = platform.graph_runner(config)
         self.static_shapes = self.graph_runner.static_shapes  # pad every step, upload and sample whole buffers
+        # captured decode graphs end with the LM head (static shapes gather sampling rows instead)
+        self.logits_in_graph = not self.static_shapes
         self.requests: dict[str, RequestState] = {}
         self.pin_memory = platform.device.pin_memory_supported()
         # host seconds (inputs, launches, sampling set-up, output handling) and seconds waiting
@@ -125,7 +127,12 @@ class ModelRunner:
         n, tokens = descriptor.num_reqs, descriptor.num_tokens
         md = self.buffers.metadata_view(n, tokens, tokens, 1 if descriptor.uniform_decode else tokens,
                                         self.model_config.max_model_len)
-        return self._run_model(md, tokens)
+        hidden = self._run_model(md, tokens)
+        if self.logits_in_graph and descriptor.uniform_decode:
+            # a decode graph computes every row's logits too (each row is a request's sampling row):
+            # no eager LM-head launch and row gather after the replay
+            return hidden, self.model.compute_logits(hidden)
+        return hidden
 
     def _run_model(self, md, num_tokens: int):
         """Hidden states ``[num_tokens, H]``; with static shapes ``(hidden, sampling rows' hidden)``,
@@ -187,7 +194,13 @@ class ModelRunner:
             inputs.input_ids.index_copy_(0, dst, self._last_sampled.index_select(0, src))
         step = self._decode_step if self.static_shapes else lambda d: self._run_model(inputs.metadata, d.num_tokens)
         step_out = self.graph_runner.run(step, descriptor)
-        hidden, sample_hidden = step_out if self.static_shapes else (step_out, None)
+        graph_logits = None
+        if self.static_shapes:
+            hidden, sample_hidden = step_out
+        elif isinstance(step_out, tuple):  # a captured decode graph: hidden states and logits
+            (hidden, graph_logits), sample_hidden = step_out, None
+        else:
+            hidden, sample_hidden = step_out, None
         prompt_logprobs = None
         if any(s.sampling_params.prompt_logprobs is not None for s in states):
             query_starts = self.buffers.query_start_loc.host[: len(states) + 1].tolist()
@@ -196,8 +209,11 @@ class ModelRunner:
                                                       self.config.scheduler.max_num_seqs)
         sampled = logprobs = host_ids = None
         if inputs.sample_rows:
-            logits = self.model.compute_logits(hidden[inputs.logits_indices] if sample_hidden is None
-                                               else sample_hidden)
+            if graph_logits is not None and len(inputs.sample_rows) == len(states):
+                logits = graph_logits[: len(states)]  # uniform decode: row i is request i
+            else:
+                logits = self.model.compute_logits(hidden[inputs.logits_indices] if sample_hidden is None
+                                                   else sample_hidden)
             rows = [states[i] for i in inputs.sample_rows]
             output = self.sampler(logits, self._sampling_metadata(rows, logits.shape[0]))
             sampled, logprobs = output.sampled_token_ids, output.logprobs
