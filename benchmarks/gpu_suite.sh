@@ -10,6 +10,8 @@
 #   bash benchmarks/gpu_suite.sh round3   # fused sampling kernel tests + sampler micro-benchmark, then T3
 #   bash benchmarks/gpu_suite.sh round4   # kernel + e2e GPU tests, then T3, T1 (200), L1 and a T3 device timeline
 #   bash benchmarks/gpu_suite.sh round5   # T3 twice, T1 (200), L1, then the HF peer on T3 (time-limited)
+#   bash benchmarks/gpu_suite.sh round6   # kernel + e2e GPU tests, T3 twice, L1, T1 (all 1000 requests)
+#   bash benchmarks/gpu_suite.sh round6b  # T2, T3, then the HF peer on T3 (time-limited)
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -83,6 +85,21 @@ if [[ $STAGE == round5 ]]; then  # the session's final figures: T3 twice (spread
     bench l1 latency --workload L1
     timeout $(( ${HF_TIME_LIMIT:-200} + 100 )) python3 benchmarks/bench_hf_peer.py --workload T3 \
         --time-limit "${HF_TIME_LIMIT:-200}" --json "$OUT/hf_t3.json" >"$OUT/hf_t3.log" 2>&1 \
+        || { echo "HF peer failed"; tail -20 "$OUT/hf_t3.log"; }
+fi
+if [[ $STAGE == round6 ]]; then  # GEMV linears, longest-first decode, logits in the decode graphs
+    timeout 240 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_engine_gpu.py \
+        -q -x -n 8 -p no:cacheprovider --plinth-platform=cuda 2>&1 | tail -3 | tee "$OUT/gpu_tests.txt"
+    bench t3 throughput --workload T3
+    bench t3_repeat throughput --workload T3
+    bench l1 latency --workload L1
+    bench t1 throughput --workload T1
+fi
+if [[ $STAGE == round6b ]]; then
+    BENCH_TIMEOUT=330 bench t2 throughput --workload T2
+    bench t3 throughput --workload T3
+    timeout $(( ${HF_TIME_LIMIT:-180} + 100 )) python3 benchmarks/bench_hf_peer.py --workload T3 \
+        --time-limit "${HF_TIME_LIMIT:-180}" --json "$OUT/hf_t3.json" >"$OUT/hf_t3.log" 2>&1 \
         || { echo "HF peer failed"; tail -20 "$OUT/hf_t3.log"; }
 fi
 echo; cat "$OUT/env.txt"
