@@ -29,7 +29,7 @@ def bf16_step(value: float) -> float:
 
 
 def assert_same_greedy_bf16(ours: list[int], ref: list[int], ref_logits: list[torch.Tensor], what: str) -> None:
-    for i, (a, b) in enumerate(zip(ours, ref)):
+    for i, (a, b) in enumerate(zip(ours, ref, strict=False)):  # lengths are checked last
         if a == b:
             continue
         top2 = torch.topk(ref_logits[i], 2).values
@@ -52,7 +52,7 @@ def test_bf16_greedy_equals_transformers_single_and_batched(models):
     prompts = [llm.get_tokenizer()(t).input_ids for t in TEXTS]
     params = SamplingParams(temperature=0, max_tokens=TOKENS, ignore_eos=True)
     batched = llm.generate(prompts, params)
-    for text, prompt, out in zip(TEXTS, prompts, batched):
+    for text, prompt, out in zip(TEXTS, prompts, batched, strict=True):
         ref, logits = hf_greedy(hf, prompt, TOKENS)
         single = llm.generate([prompt], params)[0]
         assert_same_greedy_bf16(single.outputs[0].token_ids, ref, logits, f"{text!r} single stream")

@@ -84,8 +84,9 @@ def test_method_falls_back_outside_bf16():
 
 
 def test_the_platform_offers_gemv_where_bf16_dot_products_are_native():
+    from plinth_cpu.extension import extension
     from plinth_cpu.platform import CpuPlatform
 
     method = CpuPlatform().quantization_methods()[UNQUANTIZED]
-    expected = GemvBf16Linear if native_bf16(STATUS.module) else OneDnnPackedLinear
+    expected = GemvBf16Linear if native_bf16(extension().module) else OneDnnPackedLinear  # off when forced
     assert type(method) is expected
