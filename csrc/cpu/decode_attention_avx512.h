@@ -42,13 +42,29 @@ static void decode_item_avx512(T* out, const T* q, const Tc* kc, const Tc* vc, c
     for (int c = 0; c < C; ++c) _mm512_storeu_ps(qf + g * D + c * 16, _mm512_mul_ps(load16(q + g * D + c * 16),
                                                                                     _mm512_set1_ps(scale)));
   const auto slot_row = [&](int64_t p) { return (int64_t(bt[p / block_size]) * block_size + p % block_size) * row; };
+  // The cache is cold at decode (the step's weights stream through L3 between layers), so the
+  // loop is latency-bound: it prefetches the keys kPrefetch positions ahead into L1 and each
+  // tile's value rows into L2, to be warm when the weighted sum reads them after the softmax.
+  constexpr int64_t kPrefetch = 32;
+  constexpr int64_t kLines = (D * int64_t(sizeof(Tc)) + 63) / 64;
+  const auto prefetch = [&](const Tc* p, int hint) {
+    for (int64_t l = 0; l < kLines; ++l) {
+      const char* a = reinterpret_cast<const char*>(p) + 64 * l;
+      if (hint == 0) _mm_prefetch(a, _MM_HINT_T0); else _mm_prefetch(a, _MM_HINT_T1);
+    }
+  };
+  for (int64_t t = 0; t < std::min<int64_t>(kPrefetch, n); ++t) prefetch(kc + slot_row(start + t), 0);
   __m512 part[16];
-  for (int64_t g0 = 0; g0 < G; ++g0) {
-    // one query head at a time keeps q in registers; keys stay in L1/L2 across heads of a group
-    __m512 qv[C];
-    for (int c = 0; c < C; ++c) qv[c] = _mm512_loadu_ps(qf + g0 * D + c * 16);
-    for (int64_t t0 = 0; t0 < n; t0 += 16) {
-      const int64_t m = std::min<int64_t>(16, n - t0);
+  for (int64_t t0 = 0; t0 < n; t0 += 16) {
+    const int64_t m = std::min<int64_t>(16, n - t0);
+    for (int64_t j = 0; j < m; ++j) {
+      if (t0 + j + kPrefetch < n) prefetch(kc + slot_row(start + t0 + j + kPrefetch), 0);
+      prefetch(vc + slot_row(start + t0 + j), 1);
+    }
+    // one query head at a time over the tile: its 16 key rows stay in L1 across the G heads
+    for (int64_t g0 = 0; g0 < G; ++g0) {
+      __m512 qv[C];
+      for (int c = 0; c < C; ++c) qv[c] = _mm512_loadu_ps(qf + g0 * D + c * 16);
       for (int64_t j = 0; j < 16; ++j) {
         if (j >= m) {
           part[j] = _mm512_setzero_ps();

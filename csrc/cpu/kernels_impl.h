@@ -67,7 +67,7 @@ template <class F> static inline void parallel_for(int64_t n, int threads, bool 
 // than it saves, and on a shared 2-core machine every parallel region can stall for a
 // scheduler slice behind another process (measured: 2.7 vs 7 tok/s single stream under load).
 constexpr int64_t kParallelElems = 1 << 18;      // elementwise kernels: elements
-constexpr int64_t kParallelAttention = 1 << 21;  // decode attention: multiply-adds
+constexpr int64_t kParallelAttention = 1 << 18;  // decode attention: multiply-adds
 
 template <class T>
 static void rms_norm_t(T* out, T* res_out, const T* x, const T* res, const T* w, int64_t rows, int64_t hidden,

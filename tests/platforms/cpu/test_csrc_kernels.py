@@ -126,6 +126,31 @@ def test_decode_attention(ops, dtype, cache_dtype, heads, kv_heads, head_size, b
     assert out[2:5].isnan().all(), "the decode kernel wrote rows of a prefill token"
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cache_dtype", DTYPES)
+@pytest.mark.parametrize("seq_len", [1, 33, 229, 384, 1000])
+def test_decode_attention_single_stream(ops, dtype, cache_dtype, seq_len):
+    """One sequence (SmolLM2's heads): from ~230 positions its three KV heads run on two threads,
+    and the kernel prefetches keys ahead and values early; unwritten slots (NaN) stay unread."""
+    from plinth.platform import AttentionLayerSpec
+    from plinth_cpu.attention import CpuAttentionImpl, plan
+
+    heads, kv_heads, head_size, block_size, blocks = 9, 3, 64, 16, 80
+    gen = torch.Generator().manual_seed(seq_len)
+    md = _metadata([1], [seq_len], block_size, blocks, gen)
+    kv = _r(gen, 2, blocks, block_size, kv_heads, head_size, dtype=DTYPES[cache_dtype])
+    used = torch.zeros(2, blocks * block_size, dtype=torch.bool)
+    for p in range(seq_len):
+        used[:, int(md.block_table[0, p // block_size]) * block_size + p % block_size] = True
+    kv.view(2, -1, kv_heads, head_size)[~used] = float("nan")
+    query = _r(gen, 1, heads, head_size, dtype=DTYPES[dtype])
+    out = torch.full_like(query, float("nan"))
+    impl = CpuAttentionImpl(AttentionLayerSpec(heads, kv_heads, head_size, head_size ** -0.5, None), ops)
+    impl._decode_csrc(query, kv, plan(md, block_size, gather=False), out)
+    expected = reference.paged_attention(query, kv, md, head_size ** -0.5)
+    _check(out, expected, dtype, "decode_attention")
+
+
 def test_portable_path_equals_best(poisoned):
     gen = torch.Generator().manual_seed(0)
     x = _r(gen, 33, 576, dtype=torch.float32)
