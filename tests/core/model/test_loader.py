@@ -55,6 +55,24 @@ def test_dtype_conversion_on_load(tiny_checkpoint):
     assert torch.equal(weight[: expected.shape[0]], expected)
 
 
+def test_submodules_and_parameters_are_bound_as_plain_attributes(tiny_checkpoint):
+    """get_model copies submodules and parameters into __dict__ (no nn.Module.__getattr__ per
+    access in a forward); reassigning through nn.Module drops the copy, state and modules stay."""
+    folder, _ = tiny_checkpoint("llama", name="llama", tie_word_embeddings=False)
+    model = get_model(ModelConfig.from_source(folder), ctx_for(), progress=False)
+    layer = model.model.layers[0]
+    assert layer.__dict__["self_attn"] is layer._modules["self_attn"]
+    norm = layer.input_layernorm
+    assert norm.__dict__["weight"] is norm._parameters["weight"]
+    assert "model.layers.0.input_layernorm.weight" in model.state_dict()
+    replacement = torch.nn.Parameter(torch.ones_like(norm.weight), requires_grad=False)
+    norm.weight = replacement
+    assert "weight" not in norm.__dict__ and norm.weight is replacement
+    mlp = layer.mlp
+    layer.mlp = torch.nn.Identity()
+    assert isinstance(layer.mlp, torch.nn.Identity) and layer._modules["mlp"] is layer.mlp and mlp is not layer.mlp
+
+
 def test_unknown_and_missing_weights_are_clear_errors(tiny_checkpoint, tmp_path):
     folder, _ = tiny_checkpoint("llama", name="llama", tie_word_embeddings=False)
     model = get_model(ModelConfig.from_source(folder), ctx_for(), progress=False)

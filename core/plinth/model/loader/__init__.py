@@ -38,7 +38,25 @@ def get_model(
             loaded = model.load_weights(_weights(model_config, ctx, progress))
             _check_complete(model, loaded, model_config)
         process_weights_after_loading(model)
-    return model.eval()
+    model.eval()
+    bind_submodules(model)
+    return model
+
+
+def bind_submodules(model: nn.Module) -> None:
+    """Copy every submodule and parameter reference into its owner's instance ``__dict__``.
+
+    ``self.qkv_proj`` in a forward otherwise misses ``__dict__`` and runs ``nn.Module.__getattr__``
+    (~0.5 us on a small CPU; ~460 times per decode step of a 30-layer Llama); ``__dict__`` hits
+    cost ~0.02 us. State dicts and ``modules()`` are unchanged (they read ``_modules`` and
+    ``_parameters``), and ``nn.Module.__setattr__`` drops the copy when an attribute is reassigned.
+    Called once, after the weights are final.
+    """
+    for module in model.modules():
+        for store in (module._modules, module._parameters):
+            for name, value in store.items():
+                if value is not None:
+                    module.__dict__[name] = value
 
 
 def process_weights_after_loading(model: nn.Module) -> None:
