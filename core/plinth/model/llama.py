@@ -11,6 +11,7 @@ from torch import nn
 from plinth.model.build_context import BuildContext
 from plinth.model.layers import (
     Attention,
+    Layer,
     MergedColumnParallelLinear,
     ParallelLMHead,
     QKVParallelLinear,
@@ -46,7 +47,7 @@ def sliding_window(config: Any, layer_index: int) -> int | None:
     return window
 
 
-class LlamaMLP(nn.Module):
+class LlamaMLP(Layer):
     def __init__(self, hidden_size: int, intermediate_size: int, ctx: BuildContext, bias: bool = False) -> None:
         super().__init__()
         self.gate_up_proj = MergedColumnParallelLinear(hidden_size, [intermediate_size] * 2, ctx, bias)
@@ -57,7 +58,7 @@ class LlamaMLP(nn.Module):
         return self.down_proj(self.act_fn(self.gate_up_proj(x)))
 
 
-class LlamaAttention(nn.Module):
+class LlamaAttention(Layer):
     """Self-attention: fused QKV projection, rotary, paged attention, output projection."""
 
     def __init__(
@@ -88,7 +89,7 @@ class LlamaAttention(nn.Module):
         return self.o_proj(self.attn(q, k, v))
 
 
-class LlamaDecoderLayer(nn.Module):
+class LlamaDecoderLayer(Layer):
     def __init__(self, config: Any, ctx: BuildContext, self_attn: nn.Module, mlp_bias: bool) -> None:
         super().__init__()
         self.self_attn = self_attn
@@ -108,7 +109,7 @@ class LlamaDecoderLayer(nn.Module):
         return self.mlp(hidden), residual
 
 
-class LlamaModel(nn.Module):
+class LlamaModel(Layer):
     """Embedding, decoder layers and final norm (HF's ``model.`` prefix)."""
 
     def __init__(self, config: Any, ctx: BuildContext, layers: list[nn.Module]) -> None:
@@ -125,7 +126,7 @@ class LlamaModel(nn.Module):
         return hidden
 
 
-class LlamaForCausalLM(nn.Module):
+class LlamaForCausalLM(Layer):
     """A decoder-only causal LM over a flat batch of tokens (no batch dimension).
 
     Subclasses change :meth:`make_attention` and the bias flags, not the graph.

@@ -151,3 +151,22 @@ def test_rope_parameters_read_old_style_configs():
     assert rope_parameters(Old()) == {"rope_type": "linear", "factor": 2.0, "rope_theta": 500000.0}
     with pytest.raises(ValueError, match="not supported"):
         compute_inv_freq({"rope_type": "longrope", "rope_theta": 1.0}, 8, 16)
+
+
+def test_layer_call_is_forward_and_refuses_hooks():
+    from plinth.model.layers import Layer, SiluAndMul
+
+    class Double(Layer):
+        def forward(self, x):
+            return 2 * x
+
+    class Triple(Double):
+        def forward(self, x):
+            return 3 * x
+
+    assert Double()(torch.ones(1)).item() == 2 and Triple()(torch.ones(1)).item() == 3
+    assert SiluAndMul.__call__ is SiluAndMul.forward
+    with pytest.raises(TypeError, match="forward hooks"):
+        Double().register_forward_hook(lambda *a: None)
+    with pytest.raises(TypeError, match="forward hooks"):
+        Triple().register_forward_pre_hook(lambda *a: None)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from plinth.model.build_context import BuildContext
+from plinth.model.layers.layer import Layer
 from plinth.platform.kernels import Op
 
 
-class SiluAndMul(nn.Module):
+class SiluAndMul(Layer):
     """``silu(x[..., :d]) * x[..., d:]`` for the merged ``gate_up`` output."""
 
     def __init__(self, ctx: BuildContext, intermediate_size: int | None = None) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from plinth.model.build_context import BuildContext
 from plinth.model.forward_context import get_forward_context
+from plinth.model.layers.layer import Layer
 from plinth.platform.attention import AttentionLayerSpec
 
 
-class Attention(nn.Module):
+class Attention(Layer):
     """Paged attention over the current step's batch through the selected backend.
 
     Reads the step's metadata and this layer's cache (``kv_caches[layer_index]``) from

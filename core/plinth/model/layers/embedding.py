@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from plinth.model.build_context import BuildContext
+from plinth.model.layers.layer import Layer
 from plinth.model.layers.linear import copy_checked, new_parameter
 
 
-class VocabParallelEmbedding(nn.Module):
+class VocabParallelEmbedding(Layer):
     """Token embedding whose rows (the vocabulary) are split over tensor-parallel ranks.
 
     Rank ``r`` holds ids ``[r*n, (r+1)*n)`` with ``n = ceil(vocab / tp_size)``; rows past

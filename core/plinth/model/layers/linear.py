@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from plinth.model.build_context import BuildContext
+from plinth.model.layers.layer import Layer
 
 
 def divide(numerator: int, denominator: int, what: str) -> int:
@@ -42,7 +43,7 @@ def new_parameter(ctx: BuildContext, *shape: int, loader) -> nn.Parameter:
     return param
 
 
-class LinearBase(nn.Module):
+class LinearBase(Layer):
     """``y = x W^T + b`` with ``W`` of shape ``[out_per_rank, in_per_rank]``, computed by the
     context's linear method (``ctx.linear_method()``) on the form it prepared after loading."""
 

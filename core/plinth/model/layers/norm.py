@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from plinth.model.build_context import BuildContext
+from plinth.model.layers.layer import Layer
 from plinth.model.layers.linear import default_weight_loader, new_parameter
 from plinth.platform.kernels import Op
 
 
-class RMSNorm(nn.Module):
+class RMSNorm(Layer):
     """``weight * x / rms(x)`` over the last dimension (HF Llama semantics)."""
 
     def __init__(self, hidden_size: int, eps: float, ctx: BuildContext) -> None:

@@ -13,9 +13,9 @@ import math
 from typing import Any
 
 import torch
-from torch import nn
 
 from plinth.model.build_context import BuildContext
+from plinth.model.layers.layer import Layer
 from plinth.platform.kernels import Op
 
 
@@ -113,7 +113,7 @@ def _cos_sin_cache(params_json: str, rotary_dim: int, max_position: int) -> torc
     return torch.cat((freqs.cos() * scale, freqs.sin() * scale), dim=-1)
 
 
-class RotaryEmbedding(nn.Module):
+class RotaryEmbedding(Layer):
     """Rotates q and k by position through the ``rotary_embedding`` op.
 
     ``cos_sin_cache``: float32 ``[max_position, rotary_dim]``, cos then sin, with any
