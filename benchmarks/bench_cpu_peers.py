@@ -7,7 +7,7 @@ the same seeded random token ids for every engine. Single stream = one prompt, 2
 
     python benchmarks/bench_cpu_peers.py [--engines plinth,plinth-reference,hf,vllm,llamacpp]
         [--vllm-python /tmp/peer-vllm/bin/python] [--llamacpp-python /tmp/peer-llamacpp/bin/python]
-        [--tree NAME=DIR ... --rounds N]
+        [--tree NAME=DIR ... --rounds N] [--single-runs K]
 
 ``--tree NAME=DIR`` (repeatable) adds the engine ``plinth@NAME``: plinth from another source tree
 (``DIR/core`` and ``DIR/platforms/cpu`` with its ``_C`` built in place: ``git archive REV core
@@ -51,6 +51,14 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
+SINGLE_RUNS = 1  # single-stream runs per process (--single-runs); their median is reported
+
+
+def _timed_single(fn) -> float:
+    times = sorted(_timed(fn) for _ in range(SINGLE_RUNS))
+    return times[len(times) // 2]
+
+
 def run_plinth(prompts, output_len, dtype):
     from plinth import LLM, SamplingParams
 
@@ -59,7 +67,7 @@ def run_plinth(prompts, output_len, dtype):
     llm.generate(prompts[:2], SamplingParams(temperature=0, max_tokens=8, ignore_eos=True))
     outs = []
     elapsed = _timed(lambda: outs.extend(llm.generate(prompts, params)))
-    single = _timed(lambda: llm.generate([prompts[0]], params))
+    single = _timed_single(lambda: llm.generate([prompts[0]], params))
     return elapsed, sum(len(o.outputs[0].token_ids) for o in outs), single, outs[0].outputs[0].token_ids[:16]
 
 
@@ -77,7 +85,7 @@ def run_hf(prompts, output_len, dtype):
                                                                              "min_new_tokens": 8})
         out = []
         elapsed = _timed(lambda: out.append(model.generate(ids, attention_mask=torch.ones_like(ids), **kw)))
-        single = _timed(lambda: model.generate(ids[:1], attention_mask=torch.ones_like(ids[:1]), **kw))
+        single = _timed_single(lambda: model.generate(ids[:1], attention_mask=torch.ones_like(ids[:1]), **kw))
     return elapsed, (out[0].shape[1] - ids.shape[1]) * ids.shape[0], single, out[0][0, ids.shape[1]:][:16].tolist()
 
 
@@ -90,7 +98,7 @@ def run_vllm(prompts, output_len, dtype):
     llm.generate(as_inputs(prompts[:2]), SamplingParams(temperature=0, max_tokens=8, ignore_eos=True))
     outs = []
     elapsed = _timed(lambda: outs.extend(llm.generate(as_inputs(prompts), params)))
-    single = _timed(lambda: llm.generate(as_inputs(prompts[:1]), params))
+    single = _timed_single(lambda: llm.generate(as_inputs(prompts[:1]), params))
     return elapsed, sum(len(o.outputs[0].token_ids) for o in outs), single, list(outs[0].outputs[0].token_ids[:16])
 
 
@@ -110,7 +118,7 @@ def run_llamacpp(prompts, output_len, dtype):
     llm.create_completion(prompts[0], max_tokens=8, temperature=0.0)
     results = []
     elapsed = _timed(lambda: results.extend(one(p) for p in prompts))
-    single = _timed(lambda: one(prompts[0]))
+    single = _timed_single(lambda: one(prompts[0]))
     return elapsed, sum(n for n, _ in results), single, results[0][1]
 
 
@@ -137,6 +145,8 @@ RUNNERS = {"plinth": run_plinth, "plinth-reference": run_plinth, "hf": run_hf, "
 
 
 def worker(engine: str, args) -> None:
+    global SINGLE_RUNS
+    SINGLE_RUNS = args.single_runs
     prompts = make_prompts(args.num_prompts, args.input_len)
     elapsed, tokens, single, first = RUNNERS[engine.split("@")[0]](prompts, args.output_len, args.dtype)
     print("RESULT " + json.dumps({"elapsed_s": elapsed, "output_tokens": int(tokens), "single_stream_s": single,
@@ -167,7 +177,8 @@ def launch(engine: str, args) -> dict:
         tree = [str(root / "core"), str(root / "platforms" / "cpu")]
         env["PYTHONPATH"] = os.pathsep.join(tree + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     cmd = [python, __file__, "--worker", engine, "--dtype", args.dtype, "--num-prompts", str(args.num_prompts),
-           "--input-len", str(args.input_len), "--output-len", str(args.output_len)]
+           "--input-len", str(args.input_len), "--output-len", str(args.output_len),
+           "--single-runs", str(args.single_runs)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -191,6 +202,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=int, default=1200)
     parser.add_argument("--tree", action="append", default=[], metavar="NAME=DIR",
                         help="a plinth source tree, run as engine plinth@NAME (see the docstring)")
+    parser.add_argument("--single-runs", type=int, default=1,
+                        help="single-stream runs per engine process; the median is reported (noise on a shared host)")
     parser.add_argument("--rounds", type=int, default=1, help="run the engine list this many times, interleaved")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
