@@ -68,7 +68,8 @@ def main() -> None:
         err = (gemv(x, ws[0]).float() - ref).abs().max().item()
         nbytes = n * k * 2
         row = {"N": n, "K": k, "copies": len(ws), "plan": plan_gemv(n, k), "max_abs_err": err}
-        for label, fn in (("cublas", lambda i: F.linear(x, ws[i])), ("triton", lambda i: gemv(x, ws[i]))):
+        for label, fn in (("cublas", lambda i, x=x, ws=ws: F.linear(x, ws[i])),
+                          ("triton", lambda i, x=x, ws=ws: gemv(x, ws[i]))):
             ms = graph_ms(fn, len(ws))
             row[label] = {"us": round(ms * 1e3, 2), "GB_s": round(nbytes / ms / 1e6, 1)}
         if args.sweep:
@@ -76,7 +77,7 @@ def main() -> None:
             for bn, bk, warps in itertools.product((1, 2, 4, 8, 16), (256, 512, 1024, 2048), (2, 4, 8)):
                 if bn * bk > 16384:
                     continue
-                ms = graph_ms(lambda i, p=(bn, bk, warps): gemv(x, ws[i], plan=p), len(ws), reps=10)
+                ms = graph_ms(lambda i, p=(bn, bk, warps), x=x, ws=ws: gemv(x, ws[i], plan=p), len(ws), reps=10)
                 sweep.append({"plan": (bn, bk, warps), "us": round(ms * 1e3, 2), "GB_s": round(nbytes / ms / 1e6, 1)})
             row["sweep_best"] = sorted(sweep, key=lambda r: r["us"])[:5]
         results["gemv_m1"][name] = row
@@ -85,7 +86,7 @@ def main() -> None:
     for name, (n, k) in QWEN3_06B.items():
         ws = weights(n, k, 0.4e9)
         x = torch.randn(256, k, dtype=torch.bfloat16, device="cuda")
-        ms = graph_ms(lambda i: F.linear(x, ws[i]), len(ws))
+        ms = graph_ms(lambda i, x=x, ws=ws: F.linear(x, ws[i]), len(ws))
         row = {"N": n, "K": k, "us": round(ms * 1e3, 2), "weight_GB_s": round(n * k * 2 / ms / 1e6, 1),
                "TFLOP_s": round(2 * 256 * n * k / ms / 1e9, 1)}
         results["cublas_m256_qwen3"][name] = row

@@ -226,7 +226,7 @@ class ModelRunner:
                 host_ids.copy_(sampled, non_blocking=True)
         if half.event is not None:
             half.event.record()
-        for state, count in zip(states, counts):
+        for state, count in zip(states, counts, strict=True):
             state.num_computed_tokens += count
         return StepResult(self, req_ids, states, inputs.sample_rows, sampled, host_ids, half.event, logprobs,
                           descriptor.uniform_decode, started, prompt_logprobs)

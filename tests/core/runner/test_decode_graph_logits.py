@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from plinth import LLM, SamplingParams
+from plinth import SamplingParams
 from plinth.platform import BatchDescriptor, EagerGraphRunner
 from plinth.runner.model_runner import ModelRunner
+from tests.core.runner.tiny_runs import generate_tiny, model_runner, tiny_prompts
 from tests.e2e.conftest import save_tiny_model
 
 
@@ -52,35 +53,25 @@ def test_decode_graphs_carry_the_logits(tmp_path, monkeypatch):
     from plinth.platform import select_platform
 
     path = save_tiny_model("llama", tmp_path)
-    prompts = [[3 + (7 * i + j) % 250 for j in range(3 + 5 * i)] for i in range(3)]
+    prompts = tiny_prompts(3)
     params = [SamplingParams(temperature=0, max_tokens=6, ignore_eos=True),
               SamplingParams(temperature=0.8, seed=7, max_tokens=5, ignore_eos=True, logprobs=2),
               SamplingParams(temperature=0, max_tokens=7, ignore_eos=True, repetition_penalty=1.3)]
-
-    def generate():
-        llm = LLM(str(path), device="cpu", dtype="float32", skip_tokenizer_init=True, max_num_seqs=4,
-                  max_num_batched_tokens=64, enable_prefix_caching=False)
-        outs = llm.generate([{"prompt_token_ids": p} for p in prompts], params)
-        return llm, [(o.outputs[0].token_ids, o.outputs[0].logprobs) for o in outs]
-
-    _, plain = generate()
+    _, plain = generate_tiny(path, prompts, params, max_num_batched_tokens=64)
     fake = _ReplayRunner()
     monkeypatch.setattr(type(select_platform("cpu")), "graph_runner", lambda self, config: fake)
     monkeypatch.setattr(ModelRunner, "_capture_sizes", lambda self: [4, 2, 1])
+    llm, graphed = generate_tiny(path, prompts, params, max_num_batched_tokens=64)
+    runner = model_runner(llm)
+    compute = runner.model.compute_logits
     eager_lm_head = []
-
-    llm, graphed = generate()
-    runner = llm.llm_engine.engine.executor
-    runner = getattr(runner, "runner", runner)
-    model = runner.model
-    compute = model.compute_logits
 
     def counting(hidden):
         if not fake.replaying:
             eager_lm_head.append(hidden.shape[0])
         return compute(hidden)
 
-    monkeypatch.setattr(model, "compute_logits", counting)
+    monkeypatch.setattr(runner.model, "compute_logits", counting)
     again = llm.generate([{"prompt_token_ids": p} for p in prompts], params)
     assert runner.logits_in_graph and fake.replays > 0
     assert all(isinstance(out, tuple) for _, out in fake.graphs.values())

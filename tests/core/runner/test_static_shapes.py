@@ -7,11 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from plinth import LLM, SamplingParams
+from plinth import SamplingParams
 from plinth.platform import BatchDescriptor, EagerGraphRunner
 from plinth.runner.request_state import RequestState
 from plinth.runner.sampling_metadata import SamplingMetadata, SamplingMetadataError, make_generator
 from plinth.runner.step_inputs import InputBuffers
+from tests.core.runner.tiny_runs import generate_tiny, model_runner, tiny_prompts
 from tests.e2e.conftest import save_tiny_model
 
 
@@ -89,26 +90,18 @@ def test_static_shapes_runner_gives_plain_tokens(tmp_path, monkeypatch):
     from plinth.platform import select_platform
 
     path = save_tiny_model("llama", tmp_path)
-    prompts = [[3 + (7 * i + j) % 250 for j in range(3 + 5 * i)] for i in range(5)]
+    prompts = tiny_prompts(5)
     params = [SamplingParams(temperature=0, max_tokens=6, ignore_eos=True),
               SamplingParams(temperature=0.8, seed=7, max_tokens=5, ignore_eos=True, logprobs=2),
               SamplingParams(temperature=0.9, seed=3, top_k=20, repetition_penalty=1.2, max_tokens=7,
                              ignore_eos=True),
               SamplingParams(temperature=0, max_tokens=4, ignore_eos=True, presence_penalty=0.5),
               SamplingParams(temperature=0, max_tokens=6, ignore_eos=True)]
-
-    def generate():
-        llm = LLM(str(path), device="cpu", dtype="float32", skip_tokenizer_init=True, max_num_seqs=4,
-                  max_num_batched_tokens=32, enable_prefix_caching=False)
-        outs = llm.generate([{"prompt_token_ids": p} for p in prompts], params)
-        return llm, [(o.outputs[0].token_ids, o.outputs[0].logprobs) for o in outs]
-
-    _, plain = generate()
+    _, plain = generate_tiny(path, prompts, params, max_num_batched_tokens=32)
     platform_class = type(select_platform("cpu"))
     monkeypatch.setattr(platform_class, "graph_runner", lambda self, config: _StaticRunner(4))
-    llm, static = generate()
-    runner = llm.llm_engine.engine.executor
-    runner = getattr(runner, "runner", runner)
+    llm, static = generate_tiny(path, prompts, params, max_num_batched_tokens=32)
+    runner = model_runner(llm)
     assert runner.static_shapes
     ran = runner.graph_runner.ran
     assert ran and all(hidden[0] == tokens and rows == (4, hidden[1]) for tokens, hidden, rows in ran)
