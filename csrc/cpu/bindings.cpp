@@ -148,4 +148,11 @@ PYBIND11_MODULE(_C, m) {
     py::gil_scoped_release nogil;
     k().gemv_bf16(ptr<void>(out), ptr<void>(x), ptr<uint32_t>(w), ptr<void>(bias), M, N, K, xs, os, threads);
   });
+  m.def("w8a8_linear", [](uintptr_t out, uintptr_t x, uintptr_t w, uintptr_t wsum, uintptr_t scale,
+                          uintptr_t bias, int64_t M, int64_t N, int64_t K, int64_t xs, int64_t os, int dtype,
+                          int threads) {
+    py::gil_scoped_release nogil;
+    k().w8a8_linear(ptr<void>(out), ptr<void>(x), ptr<int8_t>(w), ptr<int32_t>(wsum), ptr<float>(scale),
+                    ptr<void>(bias), M, N, K, xs, os, dtype, threads);
+  });
 }

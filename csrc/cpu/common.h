@@ -59,6 +59,12 @@ struct Kernels {
   // w packed in pair-blocked form (gemv_bf16_impl.h), bias nullable
   void (*gemv_bf16)(void* out, const void* x, const uint32_t* w_packed, const void* bias, int64_t M, int64_t N,
                     int64_t K, int64_t x_stride, int64_t out_stride, int threads);
+  // out[M, N] (row stride out_stride) = (qx . qw^T) * sx[m] * w_scale[n] (+ bias[N]): x quantized to
+  // int8 per row here, int8 weights packed in 16-row blocks of 4-byte K groups with per-row sums
+  // w_sum (w8a8_linear_impl.h), exact int32 accumulation; bf16 or fp32 in and out, bias nullable
+  void (*w8a8_linear)(void* out, const void* x, const int8_t* w_packed, const int32_t* w_sum,
+                      const float* w_scale, const void* bias, int64_t M, int64_t N, int64_t K, int64_t x_stride,
+                      int64_t out_stride, int dtype, int threads);
 };
 
 }  // namespace plinth

@@ -17,6 +17,7 @@ from plinth_cpu.isa import detect
 from plinth_cpu.kernels import CsrcOps, build_registry
 from plinth_cpu.linear import OneDnnPackedLinear
 from plinth_cpu.quantization import Int8WeightOnly
+from plinth_cpu.w8a8 import W8A8Int8
 
 
 class CpuPlatform(Platform):
@@ -65,13 +66,15 @@ class CpuPlatform(Platform):
     def quantization_methods(self):
         """Linear methods: float weights (``"unquantized"``) pair-blocked for the csrc ``gemv_bf16``
         kernel where it has native bf16 dot products, else pre-packed for oneDNN; with the C++
-        extension, int8 weight-only linears (``"int8_weight_only"``)."""
+        extension, int8 weight-only linears (``"int8_weight_only"``) and int8 weights with int8
+        per-token activations (``"w8a8_int8"``, VNNI dot products where the CPU has them)."""
         unquantized = OneDnnPackedLinear()
         if native_bf16(self._extension.module):
             unquantized = GemvBf16Linear(self._extension.module, unquantized)
         methods = {unquantized.name: unquantized}
         if self._extension.module is not None:
             methods[Int8WeightOnly.name] = Int8WeightOnly(self._extension.module)
+            methods[W8A8Int8.name] = W8A8Int8(self._extension.module)
         return methods
 
     def kernels(self) -> KernelRegistry:
