@@ -78,34 +78,100 @@ static bool has_avx512_vnni() {
   return yes;
 }
 
+// w8_store on 16 lanes: the same fp32 operations in the same order, `count` lanes stored.
+PLINTH_VNNI_TARGET static inline __m512 w8_scaled16(__m512i acc, const int32_t* wsum, const float* sw, float sx,
+                                                    __mmask16 mask) {
+  const __m512i sum = _mm512_maskz_loadu_epi32(mask, wsum);
+  const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, _mm512_slli_epi32(sum, 7)));
+  return _mm512_mul_ps(v, _mm512_mul_ps(_mm512_set1_ps(sx), _mm512_maskz_loadu_ps(mask, sw)));
+}
+
+PLINTH_VNNI_TARGET static inline void w8_store16(float* out, __m512i acc, const int32_t* wsum, const float* sw,
+                                                 float sx, const float* bias, int64_t count) {
+  const __mmask16 mask = __mmask16((1u << count) - 1u);
+  __m512 v = w8_scaled16(acc, wsum, sw, sx, mask);
+  if (bias != nullptr) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias));
+  _mm512_mask_storeu_ps(out, mask, v);
+}
+
+PLINTH_VNNI_TARGET static inline void w8_store16(bf16* out, __m512i acc, const int32_t* wsum, const float* sw,
+                                                 float sx, const bf16* bias, int64_t count) {
+  const __mmask16 mask = __mmask16((1u << count) - 1u);
+  __m512 v = w8_scaled16(acc, wsum, sw, sx, mask);
+  if (bias != nullptr) {
+    const __m512i b = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, bias));
+    v = _mm512_add_ps(v, _mm512_castsi512_ps(_mm512_slli_epi32(b, 16)));
+  }
+  const __m512i u = _mm512_castps_si512(v);  // round to nearest even as from_f<bf16>, NaN kept
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), odd), 16);
+  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_set1_epi32(0x7FC0));
+  _mm256_mask_storeu_epi16(out, mask, _mm512_cvtepi32_epi16(r));
+}
+
+// The accumulators are kept in the builtin's own type (int x 16): with __m512i (long long x 8) and
+// _mm512_dpbusd_epi32's casts, GCC 12 keeps a stack copy of every accumulator, stored each step.
+typedef int w8_v16si __attribute__((vector_size(64)));
+
+// w8_quantize_row on 16 lanes: the same absmax, division, rounding (nearest even) and clamp.
+PLINTH_VNNI_TARGET static inline __m512 w8_load16(const float* x, __mmask16 mask) {
+  return _mm512_maskz_loadu_ps(mask, x);
+}
+PLINTH_VNNI_TARGET static inline __m512 w8_load16(const bf16* x, __mmask16 mask) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, x)), 16));
+}
+
+template <class T>
+PLINTH_VNNI_TARGET static float w8_quantize_row16(uint8_t* xq, const T* x, int64_t K, int64_t G) {
+  __m512 mx = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; k += 16) {
+    const __mmask16 mask = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1u);
+    mx = _mm512_max_ps(mx, _mm512_abs_ps(w8_load16(x + k, mask)));
+  }
+  const float sx = _mm512_reduce_max_ps(mx) / 127.0f;
+  if (!(sx > 0.f)) {
+    std::memset(xq, 128, size_t(4 * G));
+    return sx;
+  }
+  const __m512 s = _mm512_set1_ps(sx), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+  for (int64_t k = 0; k < 4 * G; k += 16) {
+    const int64_t left = std::min<int64_t>(16, K - k);
+    const __mmask16 in = left >= 16 ? __mmask16(0xFFFF) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1u);
+    __m512 q = _mm512_roundscale_ps(_mm512_div_ps(w8_load16(x + k, in), s),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm512_min_ps(hi, _mm512_max_ps(lo, q));
+    const __m512i u = _mm512_add_epi32(_mm512_cvtps_epi32(q), _mm512_set1_epi32(128));
+    const int64_t out = std::min<int64_t>(16, 4 * G - k);
+    _mm_mask_storeu_epi8(xq + k, __mmask16(out >= 16 ? 0xFFFF : (1u << out) - 1u), _mm512_cvtepi32_epi8(u));
+  }
+  return sx;
+}
+
 // w8_tile with vpdpbusd: 64 u8 x s8 products summed into 16 int32 lanes an instruction.
 template <int MR, int NB, class T>
 PLINTH_VNNI_TARGET static void w8_tile_vnni(T* out, int64_t os, const uint8_t* xq, const float* sx, int64_t G,
                                             const int8_t* w, const int32_t* wsum, const float* sw, int64_t n0,
                                             int64_t N, const T* bias) {
-  __m512i acc[MR][NB];
+  w8_v16si acc[MR][NB];
   for (int m = 0; m < MR; ++m)
-    for (int b = 0; b < NB; ++b) acc[m][b] = _mm512_setzero_si512();
+    for (int b = 0; b < NB; ++b) acc[m][b] = w8_v16si{};
   const int64_t bstride = G * kW8Block * 4;
   const int32_t* xw = reinterpret_cast<const int32_t*>(xq);  // 4 bytes of a row = one K group
   for (int64_t g = 0; g < G; ++g) {
-    __m512i wv[NB];
-    for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_si512(w + b * bstride + g * kW8Block * 4);
+    w8_v16si wv[NB];
+    for (int b = 0; b < NB; ++b) wv[b] = (w8_v16si)_mm512_loadu_si512(w + b * bstride + g * kW8Block * 4);
     for (int m = 0; m < MR; ++m) {
       int32_t xg;
       std::memcpy(&xg, xw + m * G + g, 4);
-      const __m512i xv = _mm512_set1_epi32(xg);
-      for (int b = 0; b < NB; ++b) acc[m][b] = _mm512_dpbusd_epi32(acc[m][b], xv, wv[b]);
+      const w8_v16si xv = (w8_v16si)_mm512_set1_epi32(xg);
+      for (int b = 0; b < NB; ++b) acc[m][b] = __builtin_ia32_vpdpbusd_v16si(acc[m][b], xv, wv[b]);
     }
   }
   for (int b = 0; b < NB; ++b) {
     const int64_t n = n0 + b * kW8Block, count = std::min<int64_t>(kW8Block, N - n);
     if (count <= 0) break;
-    for (int m = 0; m < MR; ++m) {
-      alignas(64) int32_t a[kW8Block];
-      _mm512_store_si512(a, acc[m][b]);
-      w8_store(out + m * os, a, wsum, sw, sx[m], bias, n, count);
-    }
+    for (int m = 0; m < MR; ++m)
+      w8_store16(out + m * os + n, (__m512i)acc[m][b], wsum + n, sw + n, sx[m], bias ? bias + n : nullptr, count);
   }
 }
 #endif
@@ -167,6 +233,12 @@ static void w8a8_linear_t(T* out, const T* x, const int8_t* w, const int32_t* ws
   std::vector<uint8_t> xq(static_cast<size_t>(M * G * 4));
   std::vector<float> sx(static_cast<size_t>(M));
   parallel_for(M, threads, M * K >= kParallelElems, [&](int64_t m) {
+#ifdef PLINTH_W8A8_VNNI
+    if (has_avx512_vnni()) {
+      sx[m] = w8_quantize_row16(xq.data() + m * G * 4, x + m * xs, K, G);
+      return;
+    }
+#endif
     sx[m] = w8_quantize_row(xq.data() + m * G * 4, x + m * xs, K, G);
   });
   split_blocks(blocks, threads, [&](int64_t b0, int64_t b1) {
