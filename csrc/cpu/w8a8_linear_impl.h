@@ -9,6 +9,8 @@
 // sum over (qx + 128) * qw then loses 128 * wsum[n]. Every path adds the same integers, so paths
 // differ only in the fp32 rounding of the final scale.
 
+#include <type_traits>
+
 constexpr int64_t kW8Block = 16;  // output rows per block
 constexpr int64_t kW8Tile = 4;    // blocks streamed at once
 constexpr int64_t kW8Rows = 6;    // activation rows per pass over a tile
@@ -176,38 +178,35 @@ PLINTH_VNNI_TARGET static void w8_tile_vnni(T* out, int64_t os, const uint8_t* x
 }
 #endif
 
+// Runs tile(std::integral_constant<int, R>, m) over M rows: full tiles of kW8Rows, then the remainder.
+template <class Tile>
+static void w8_row_tiles(int64_t M, Tile tile) {
+  int64_t m = 0;
+  for (; m + kW8Rows <= M; m += kW8Rows) tile(std::integral_constant<int, kW8Rows>{}, m);
+  switch (M - m) {
+    case 5: tile(std::integral_constant<int, 5>{}, m); break;
+    case 4: tile(std::integral_constant<int, 4>{}, m); break;
+    case 3: tile(std::integral_constant<int, 3>{}, m); break;
+    case 2: tile(std::integral_constant<int, 2>{}, m); break;
+    case 1: tile(std::integral_constant<int, 1>{}, m); break;
+    default: break;
+  }
+}
+
 template <int NB, class T>
 static void w8_rows(T* out, int64_t os, const uint8_t* xq, const float* sx, int64_t M, int64_t G, const int8_t* w,
                     const int32_t* wsum, const float* sw, int64_t n0, int64_t N, const T* bias) {
 #ifdef PLINTH_W8A8_VNNI
   if (has_avx512_vnni()) {
-#define PLINTH_W8_TILE(R) w8_tile_vnni<R, NB>(out + m * os, os, xq + m * G * 4, sx + m, G, w, wsum, sw, n0, N, bias)
-    int64_t m = 0;
-    for (; m + kW8Rows <= M; m += kW8Rows) PLINTH_W8_TILE(kW8Rows);
-    switch (M - m) {
-      case 5: PLINTH_W8_TILE(5); break;
-      case 4: PLINTH_W8_TILE(4); break;
-      case 3: PLINTH_W8_TILE(3); break;
-      case 2: PLINTH_W8_TILE(2); break;
-      case 1: PLINTH_W8_TILE(1); break;
-      default: break;
-    }
-#undef PLINTH_W8_TILE
+    w8_row_tiles(M, [&](auto rows, int64_t m) {
+      w8_tile_vnni<decltype(rows)::value, NB>(out + m * os, os, xq + m * G * 4, sx + m, G, w, wsum, sw, n0, N, bias);
+    });
     return;
   }
 #endif
-#define PLINTH_W8_TILE(R) w8_tile<R, NB>(out + m * os, os, xq + m * G * 4, sx + m, G, w, wsum, sw, n0, N, bias)
-  int64_t m = 0;
-  for (; m + kW8Rows <= M; m += kW8Rows) PLINTH_W8_TILE(kW8Rows);
-  switch (M - m) {
-    case 5: PLINTH_W8_TILE(5); break;
-    case 4: PLINTH_W8_TILE(4); break;
-    case 3: PLINTH_W8_TILE(3); break;
-    case 2: PLINTH_W8_TILE(2); break;
-    case 1: PLINTH_W8_TILE(1); break;
-    default: break;
-  }
-#undef PLINTH_W8_TILE
+  w8_row_tiles(M, [&](auto rows, int64_t m) {
+    w8_tile<decltype(rows)::value, NB>(out + m * os, os, xq + m * G * 4, sx + m, G, w, wsum, sw, n0, N, bias);
+  });
 }
 
 // Blocks [b0, b1) for M activation rows.
