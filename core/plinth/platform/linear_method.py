@@ -5,8 +5,8 @@ A platform offers them through ``Platform.quantization_methods()`` by name (vLLM
 platform's GEMM library) and one entry per quantization format (e.g. ``"int8_weight_only"``).
 Model layers receive them through ``BuildContext.linear_methods`` and call ``prepare`` once,
 after the checkpoint is loaded, then ``apply`` on every forward. Semantics are always those of
-``TorchLinearMethod`` on the weight ``prepare`` received (a quantized method: on its
-dequantized weight).
+``TorchLinearMethod`` on the weight ``prepare`` received (a quantized method, or a GGML block
+weight: on its dequantized weight, in the activations' dtype).
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ class LinearMethod(ABC):
 
     #: the key this method is offered under in ``Platform.quantization_methods()``
     name: str = UNQUANTIZED
+    #: GGML block types (``plinth.model.ggml_tensor.GGMLTensor.type_name``, e.g. ``"Q4_1"``) this
+    #: method takes as they are: a GGUF weight of such a type reaches ``prepare`` as a ``GGMLTensor``
+    #: (kept quantized); weights of other types reach it dequantized, as float tensors
+    ggml_types: frozenset[str] = frozenset()
 
     @abstractmethod
     def prepare(self, weight: Any) -> Any:

@@ -111,3 +111,33 @@ def test_cached_conversion_loads_the_same_weights(smollm2, tmp_path, monkeypatch
     text = "Héllo wörld, 北京 🙂"
     assert load_tokenizer(cached)(text).input_ids == load_tokenizer(config)(text).input_ids
     assert load_tokenizer(cached).chat_template == load_tokenizer(config).chat_template
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["gguf", "cached-copy"])
+def test_block_weights_stay_blocks_for_a_method_that_takes_them(smollm2, cached, tmp_path, monkeypatch):
+    """Read directly or from the converted copy, every projection reaches a method that lists Q4_1
+    as its Q4_1 blocks, and the logits equal the float model's (same dequantized values)."""
+    from plinth.model.build_context import BuildContext
+    from plinth.model.default_model import default_model_path
+    from plinth.model.ggml_tensor import GGMLTensor
+    from plinth.model.layers.linear import LinearBase
+    from plinth.model.loader import get_model
+    from plinth.model.loader.gguf_cache import CACHE_ENV
+    from plinth.model.model_config import ModelConfig
+    from plinth.platform.kernels import KernelRegistry
+    from tests.core.model.batch_util import PagedDriver
+    from tests.core.model.ggml_methods import KeepBlocks
+
+    config, model, backend = smollm2
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path) if cached else "")
+    source = ModelConfig.from_source(default_model_path())
+    assert source.load_format == ("safetensors" if cached else "gguf")
+    ctx = BuildContext(KernelRegistry(), backend, torch.float32, torch.device("cpu"), block_size=16,
+                       linear_methods={"unquantized": KeepBlocks()})
+    blocky = get_model(source, ctx, progress=False)
+    linears = [m for m in blocky.modules() if isinstance(m, LinearBase)]
+    assert len(linears) == 30 * 4  # qkv, o, gate_up, down
+    assert all(isinstance(m.prepared, GGMLTensor) and m.prepared.type_name == "Q4_1" for m in linears)
+    ours = PagedDriver(blocky, backend, num_blocks=4).step({"p": PROMPT})["p"]
+    ref = PagedDriver(model, backend, num_blocks=4).step({"p": PROMPT})["p"]
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from plinth.model.build_context import BuildContext
+from plinth.model.ggml_tensor import GGMLTensor
 from plinth.model.layers.layer import Layer
 
 
@@ -24,9 +25,12 @@ def divide(numerator: int, denominator: int, what: str) -> int:
 
 
 def copy_checked(param: torch.Tensor, loaded: torch.Tensor, name: str = "parameter") -> None:
-    """Copy ``loaded`` into ``param`` (casting dtype/device) after checking the shapes agree."""
+    """Copy ``loaded`` into ``param`` (casting dtype/device) after checking the shapes agree; GGML
+    blocks are dequantized unless ``param`` keeps blocks of that type itself."""
     if tuple(param.shape) != tuple(loaded.shape):
         raise ValueError(f"{name}: checkpoint shape {tuple(loaded.shape)} does not match {tuple(param.shape)}")
+    if isinstance(loaded, GGMLTensor) and not isinstance(param, GGMLTensor):
+        loaded = loaded.dequantize()
     with torch.no_grad():
         param.copy_(loaded)
 
@@ -45,19 +49,56 @@ def new_parameter(ctx: BuildContext, *shape: int, loader) -> nn.Parameter:
 
 class LinearBase(Layer):
     """``y = x W^T + b`` with ``W`` of shape ``[out_per_rank, in_per_rank]``, computed by the
-    context's linear method (``ctx.linear_method()``) on the form it prepared after loading."""
+    context's linear method (``ctx.linear_method()``) on the form it prepared after loading.
+
+    GGML block weights (GGUF files) of a type the method lists in ``ggml_types`` are kept as
+    blocks (``ggml_weight``) and prepared from those; any other checkpoint weight is loaded
+    into the float ``weight``. A weight whose shards come in different GGML types, or that
+    tensor parallelism would split inside a block, is dequantized.
+    """
 
     def __init__(self, in_per_rank: int, out_per_rank: int, bias: bool, ctx: BuildContext) -> None:
         super().__init__()
         self.ctx = ctx
         self.tp_rank, self.tp_size = ctx.tp_rank, ctx.tp_size
-        self.weight = new_parameter(ctx, out_per_rank, in_per_rank, loader=self.weight_loader)
-        self.bias = new_parameter(ctx, out_per_rank, loader=self.weight_loader) if bias else None
+        self.weight = new_parameter(ctx, out_per_rank, in_per_rank, loader=self._load)
+        self.bias = new_parameter(ctx, out_per_rank, loader=self._load) if bias else None
         self.linear_method = ctx.linear_method()
+        self.ggml_weight: GGMLTensor | None = None  # the weight's blocks, when the method takes them
+        self._ggml_refused = False  # a shard arrived that the blocks cannot hold: float from then on
         self.prepared = None  # what the method computes with; None until process_weights_after_loading
 
     def weight_loader(self, param: torch.Tensor, loaded_weight: torch.Tensor, shard_id=None) -> None:
         copy_checked(param, loaded_weight)
+
+    def _load(self, param: torch.Tensor, loaded: torch.Tensor, shard_id=None) -> None:
+        """The parameters' loader: GGML blocks into ``ggml_weight`` where they can stay blocks,
+        everything else through the (sharding) ``weight_loader`` into the float parameter."""
+        if isinstance(loaded, GGMLTensor) and param is self.weight:
+            if self._keeps_blocks(loaded):
+                if self.ggml_weight is None:
+                    self.ggml_weight = GGMLTensor.zeros(loaded.type_name, *self.weight.shape)
+                self.weight_loader(self.ggml_weight, loaded, shard_id)
+                return
+            self._refuse_blocks()
+        if isinstance(loaded, GGMLTensor):  # whole, before the sharding loader slices it anywhere
+            loaded = loaded.dequantize()
+        self.weight_loader(param, loaded, shard_id)
+
+    def _keeps_blocks(self, loaded: GGMLTensor) -> bool:
+        if self._ggml_refused or loaded.type_name not in self.linear_method.ggml_types:
+            return False
+        if self.ggml_weight is not None:
+            return self.ggml_weight.type_name == loaded.type_name
+        return self.weight.shape[1] % loaded.block_values == 0
+
+    def _refuse_blocks(self) -> None:
+        """Dequantize what was kept so far into the float weight; later shards load as floats."""
+        self._ggml_refused = True
+        if self.ggml_weight is not None:
+            with torch.no_grad():
+                self.weight.copy_(self.ggml_weight.dequantize())
+            self.ggml_weight = None
 
     def process_weights_after_loading(self) -> None:
         """Let the linear method prepare (pack, quantize) the loaded weight; called once by the loader.
@@ -65,7 +106,9 @@ class LinearBase(Layer):
         When the prepared form is not the weight itself, the float weight's memory is released
         (the parameter stays, empty): a model must not hold its linears twice.
         """
-        self.prepared = self.linear_method.prepare(self.weight.detach())
+        source = self.ggml_weight if self.ggml_weight is not None else self.weight.detach()
+        self.prepared = self.linear_method.prepare(source)
+        self.ggml_weight = None  # the method holds what it needs
         shares = (isinstance(self.prepared, torch.Tensor) and self.prepared.layout == torch.strided
                   and self.prepared.data_ptr() == self.weight.data_ptr())
         if not shares:

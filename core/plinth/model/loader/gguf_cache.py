@@ -2,7 +2,9 @@
 
 Parsing a GGUF's metadata (the tokenizer vocabulary is stored as one field per string)
 and dequantizing its tensors takes tens of seconds on a small CPU; a folder of
-``config.json``, tokenizer files and float32 ``model.safetensors`` loads in one or two.
+``config.json``, tokenizer files and ``model.safetensors`` loads in one or two. Block-quantized
+projections are stored as their raw blocks (uint8, types in the file's ``ggml_types`` metadata,
+read back as ``GGMLTensor`` by the safetensors loader); everything else as float32.
 The copy lives under ``$PLINTH_CACHE_DIR`` (default ``~/.cache/plinth``) keyed by the
 file's path, size and modification time; ``PLINTH_CACHE_DIR=""`` turns caching off.
 """
@@ -10,6 +12,7 @@ file's path, size and modification time; ``PLINTH_CACHE_DIR=""`` turns caching o
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -19,7 +22,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "PLINTH_CACHE_DIR"
-_FORMAT_VERSION = "1"  # bump when the conversion changes
+_FORMAT_VERSION = "2"  # bump when the conversion changes
 
 
 def cache_root() -> Path | None:
@@ -70,11 +73,19 @@ def _convert(path: Path, folder: Path) -> None:
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
+    from plinth.model.ggml_tensor import GGMLTensor
     from plinth.model.loader.gguf_loader import iterate_gguf, load_gguf_config
+    from plinth.model.loader.safetensors_loader import GGML_TYPES_KEY
 
     hf_config = load_gguf_config(str(path))
-    tensors = {name: t.contiguous() for name, t in iterate_gguf(str(path), hf_config, None, progress=True)}
-    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt", "source": path.name})
+    tensors, ggml_types = {}, {}
+    for name, tensor in iterate_gguf(str(path), hf_config, None, progress=True):
+        if isinstance(tensor, GGMLTensor):
+            ggml_types[name] = [tensor.type_name, tensor.in_features]
+            tensor = tensor.data
+        tensors[name] = tensor.contiguous()
+    metadata = {"format": "pt", "source": path.name, GGML_TYPES_KEY: json.dumps(ggml_types)}
+    save_file(tensors, str(folder / "model.safetensors"), metadata=metadata)
     hf_config.save_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     tokenizer.save_pretrained(folder)

@@ -1,8 +1,10 @@
 """GGUF files (llama.cpp): config and tokenizer through transformers, tensors through ``gguf``.
 
-Quantized tensors are dequantized to float32 with ``gguf.quants.dequantize``, renamed
-to HF names, and llama.cpp's q/k row permutation (applied by its converter for the
-``llama`` architecture) is undone, so the model's ordinary weight loaders take them.
+Tensors are renamed to HF names and llama.cpp's q/k row permutation (applied by its converter
+for the ``llama`` architecture) is undone, so the model's ordinary weight loaders take them.
+Block-quantized projection weights (``Q4_1``, ``Q8_0``, ...) are handed over as
+:class:`~plinth.model.ggml_tensor.GGMLTensor` (the linear layers keep or dequantize them);
+every other tensor is dequantized to float32 with ``gguf.quants.dequantize``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from plinth.model.ggml_tensor import GGMLTensor
 
 # llama.cpp tensor name (inside ``blk.N.``) -> HF name (inside ``model.layers.N.``)
 _LAYER_NAMES = {
@@ -33,6 +37,7 @@ _LAYER_NAMES = {
 _GLOBAL_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
 _SKIPPED = ("rope_freqs",)  # llama3 rope factors: recomputed from the config
 _PERMUTED_ARCHS = ("llama", "mistral")  # llama.cpp permutes q/k rows of these
+_PROJECTIONS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.(\w+)\.(weight|bias)$")
 _GLOBAL_RE = re.compile(r"^(\w+)\.(weight|bias)$")
 
@@ -89,7 +94,11 @@ def _field_str(reader: Any, key: str) -> str:
     return bytes(field.parts[field.data[0]]).decode("utf-8")
 
 
-def _to_torch(tensor: Any, dequantize) -> torch.Tensor:
+def _to_torch(tensor: Any, dequantize) -> torch.Tensor | GGMLTensor:
+    if _keeps_blocks(tensor):
+        data = torch.from_numpy(np.array(tensor.data, dtype=np.uint8, copy=True))
+        rows = int(np.prod([int(d) for d in tensor.shape.tolist()[1:]]))
+        return GGMLTensor(tensor.tensor_type.name, data.reshape(rows, -1), int(tensor.shape[0]))
     array = dequantize(tensor.data, tensor.tensor_type)
     array = np.asarray(array).reshape([int(d) for d in reversed(tensor.shape.tolist())])
     if not array.flags.writeable:
@@ -97,10 +106,21 @@ def _to_torch(tensor: Any, dequantize) -> torch.Tensor:
     return torch.from_numpy(array)
 
 
+def _keeps_blocks(tensor: Any) -> bool:
+    """A 2-D projection weight in a block-quantized type (not F32/F16/BF16)."""
+    match = _LAYER_RE.match(tensor.name)
+    if match is None or match.group(2) not in _PROJECTIONS or match.group(3) != "weight":
+        return False
+    from gguf.constants import GGML_QUANT_SIZES
+
+    return len(tensor.shape) == 2 and GGML_QUANT_SIZES[tensor.tensor_type][0] > 1
+
+
 def iterate_gguf(
     path: str, hf_config: Any, dtype: torch.dtype | None = None, progress: bool = True
 ) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield ``(hf_name, tensor)`` for every weight of a GGUF file, dequantized and unpermuted."""
+    """Yield ``(hf_name, tensor)`` for every weight of a GGUF file, unpermuted; block-quantized
+    projections as ``GGMLTensor``, everything else dequantized (and cast to ``dtype``)."""
     gguf = require_gguf()
     from gguf.quants import dequantize
 
@@ -115,7 +135,10 @@ def iterate_gguf(
         weight = _to_torch(tensor, dequantize)
         proj = name.split(".")[-2]
         if permuted and proj in heads:
-            weight = unpermute(weight, heads[proj])
-        if dtype is not None and weight.is_floating_point():
+            if isinstance(weight, GGMLTensor):
+                weight = GGMLTensor(weight.type_name, unpermute(weight.data, heads[proj]), weight.in_features)
+            else:
+                weight = unpermute(weight, heads[proj])
+        if dtype is not None and isinstance(weight, torch.Tensor) and weight.is_floating_point():
             weight = weight.to(dtype)
         yield name, weight

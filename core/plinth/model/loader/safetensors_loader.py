@@ -9,7 +9,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from plinth.model.ggml_tensor import GGMLTensor
+
 INDEX_FILE = "model.safetensors.index.json"
+#: file metadata key: JSON ``{name: [ggml_type, in_features]}`` of tensors stored as GGML blocks
+#: (the converted GGUF copies of ``gguf_cache``)
+GGML_TYPES_KEY = "plinth.ggml_types"
 
 
 def safetensors_files(folder: str | Path) -> list[Path]:
@@ -34,7 +39,8 @@ def safetensors_files(folder: str | Path) -> list[Path]:
 def iterate_safetensors(
     folder: str | Path, dtype: torch.dtype | None = None, progress: bool = True
 ) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield ``(name, tensor)`` for every tensor of the folder's weights, floats cast to ``dtype``."""
+    """Yield ``(name, tensor)`` for every tensor of the folder's weights, floats cast to ``dtype``;
+    tensors the file's metadata marks as GGML blocks as ``GGMLTensor``."""
     from safetensors import safe_open
 
     files = safetensors_files(folder)
@@ -45,9 +51,13 @@ def iterate_safetensors(
     with tqdm(total=total, desc="Loading safetensors", unit="tensor", disable=not progress) as bar:
         for path in files:
             with safe_open(str(path), framework="pt") as handle:
+                ggml_types = json.loads((handle.metadata() or {}).get(GGML_TYPES_KEY, "{}"))
                 for name in handle.keys():
                     tensor = handle.get_tensor(name)
-                    if dtype is not None and tensor.is_floating_point():
+                    if name in ggml_types:
+                        type_name, in_features = ggml_types[name]
+                        tensor = GGMLTensor(type_name, tensor, in_features)
+                    elif dtype is not None and tensor.is_floating_point():
                         tensor = tensor.to(dtype)
                     yield name, tensor
                     bar.update(1)
