@@ -1,0 +1,182 @@
+"""Decode-batch GEMMs of Llama-3.1-8B: cuBLAS (``F.linear``) against a tiled Triton GEMM's plans.
+
+A measurement kept for the record (benchmarks/RESULTS.md, CUDA round 7): at M = 128-256 the
+best of 58 Triton plans per shape (pointer or TMA loads, 64-256 tiles, 3-5 stages) did not beat
+cuBLAS over a decode step, so the engine keeps cuBLAS; the kernel lives here, not in the package.
+
+Each timing is a CUDA graph of 24 launches cycling over 4 copies of the weight (no launch reads its
+weight from L2, no host launch gaps), divided by 24. Every plan is checked against ``F.linear``.
+
+    python benchmarks/bench_gemm_decode.py [--batches 256 128] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+
+LLAMA_LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}
+COPIES, LAUNCHES = 4, 24
+
+
+@dataclass(frozen=True)
+class GemmPlan:
+    block_m: int
+    block_n: int
+    block_k: int
+    stages: int
+    warps: int
+    tma: bool
+
+
+@triton.jit(do_not_specialize=["M"])
+def _gemm_kernel(x_ptr, w_ptr, y_ptr, M, N, K, stride_xm, stride_wn, stride_ym,
+                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BLOCK_M)
+    pid_m = pid % num_m  # programs of one weight tile side by side: the weight streams once
+    pid_n = pid // num_m
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    m_ok = offs_m < M
+    n_ok = offs_n < N
+    x_ptrs = x_ptr + offs_m[:, None].to(tl.int64) * stride_xm + offs_k[None, :]
+    w_ptrs = w_ptr + offs_n[None, :].to(tl.int64) * stride_wn + offs_k[:, None]
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for kt in range(0, tl.cdiv(K, BLOCK_K)):
+        k_ok = (kt * BLOCK_K + offs_k) < K
+        a = tl.load(x_ptrs, mask=m_ok[:, None] & k_ok[None, :], other=0.0)
+        b = tl.load(w_ptrs, mask=n_ok[None, :] & k_ok[:, None], other=0.0)
+        acc = tl.dot(a, b, acc)
+        x_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K
+    y_ptrs = y_ptr + offs_m[:, None].to(tl.int64) * stride_ym + offs_n[None, :]
+    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_ok[:, None] & n_ok[None, :])
+
+
+@triton.jit(do_not_specialize=["M"])
+def _gemm_tma_kernel(x_desc, w_desc, y_desc, M, N, K,
+                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BLOCK_M)
+    pid_m = pid % num_m
+    pid_n = pid // num_m
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for kt in range(0, tl.cdiv(K, BLOCK_K)):
+        a = x_desc.load([pid_m * BLOCK_M, kt * BLOCK_K])
+        b = w_desc.load([pid_n * BLOCK_N, kt * BLOCK_K])
+        acc = tl.dot(a, b.T, acc)
+    y_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(y_desc.dtype))
+
+
+def gemm(x: torch.Tensor, weight: torch.Tensor, plan: GemmPlan, out: torch.Tensor) -> torch.Tensor:
+    """``x [M, K] @ weight[N, K].T`` into ``out [M, N]`` (fp32 accumulation)."""
+    m, k = x.shape
+    n = weight.shape[0]
+    grid = (triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n),)
+    if plan.tma:
+        from triton.tools.tensor_descriptor import TensorDescriptor
+
+        _gemm_tma_kernel[grid](TensorDescriptor.from_tensor(x, [plan.block_m, plan.block_k]),
+                               TensorDescriptor.from_tensor(weight, [plan.block_n, plan.block_k]),
+                               TensorDescriptor.from_tensor(out, [plan.block_m, plan.block_n]), m, n, k,
+                               BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k,
+                               num_stages=plan.stages, num_warps=plan.warps)
+    else:
+        _gemm_kernel[grid](x, weight, out, m, n, k, x.stride(0), weight.stride(0), out.stride(0),
+                           BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k,
+                           num_stages=plan.stages, num_warps=plan.warps)
+    return out
+
+
+def graph_us(fn) -> float:
+    fn(0)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for i in range(LAUNCHES):
+            fn(i)
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(7):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        graph.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) * 1e3 / LAUNCHES)
+    return sorted(times)[3]
+
+
+def plans(m: int):
+    for bm, bn, bk, stages, tma in itertools.product((64, 128, 256), (64, 128, 256), (64, 128), (3, 4, 5),
+                                                      (False, True)):
+        if bm > max(64, m) or bm * bn > 256 * 128 or (bk == 128 and stages > 4):
+            continue
+        if (bm * bk + bn * bk) * 2 * stages > 220 * 1024:
+            continue
+        yield GemmPlan(bm, bn, bk, stages, 8 if bm * bn >= 128 * 128 else 4, tma)
+
+
+def measure_shape(m: int, n: int, k: int) -> dict:
+    """cuBLAS and every Triton plan at one shape: times, weight TB/s, the 5 best plans."""
+    weights = [torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02 for _ in range(COPIES)]
+    x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
+    outs = [torch.empty(m, n, dtype=torch.bfloat16, device="cuda") for _ in range(COPIES)]
+    ref = F.linear(x, weights[0])
+    cublas = graph_us(lambda i: F.linear(x, weights[i % COPIES]))
+    rows = []
+    for plan in plans(m):
+        try:
+            got = gemm(x, weights[0], plan, outs[0])
+            torch.cuda.synchronize()
+            if not torch.allclose(got.float(), ref.float(), atol=2e-2, rtol=2e-2):
+                rows.append({"plan": asdict(plan), "error": "mismatch"})
+                continue
+            us = graph_us(lambda i, plan=plan: gemm(x, weights[i % COPIES], plan, outs[i % COPIES]))
+        except Exception as exc:  # out of resources, unsupported descriptor
+            rows.append({"plan": asdict(plan), "error": f"{type(exc).__name__}: {str(exc)[:80]}"})
+            continue
+        rows.append({"plan": asdict(plan), "us": round(us, 2), "TB_s": round(n * k * 2 / us / 1e6, 2)})
+    ok = sorted((r for r in rows if "us" in r), key=lambda r: r["us"])
+    return {"cublas_us": round(cublas, 2), "cublas_TB_s": round(n * k * 2 / cublas / 1e6, 2), "best": ok[:5],
+            "errors": [r for r in rows if "error" in r][:3]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batches", type=int, nargs="+", default=[256, 128])
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, flush=True)
+    results, step = {}, {}
+    for m in args.batches:
+        step[m] = {"cublas_ms": 0.0, "best_of_both_ms": 0.0, "best": {}}
+        for name, (n, k) in LLAMA_LINEARS.items():
+            key = f"{name} {n}x{k} M={m}"
+            results[key] = measure_shape(m, n, k)
+            print(key, json.dumps(results[key]), flush=True)
+            cublas, best = results[key]["cublas_us"], results[key]["best"]
+            step[m]["cublas_ms"] += cublas * 32 / 1e3
+            step[m]["best_of_both_ms"] += min([cublas] + [r["us"] for r in best[:1]]) * 32 / 1e3
+            if best:
+                step[m]["best"][name] = best[0]["plan"]
+    for m, s in step.items():
+        print(f"M={m}: 32 layers of linears per decode step: cuBLAS {s['cublas_ms']:.3f} ms, "
+              f"best of (cuBLAS, Triton) per shape {s['best_of_both_ms']:.3f} ms", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"shapes": results, "per_step": step}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Prefill attention against torch's own attention kernels on the same device.
+
+T1's shape (16 prompts x 1024 tokens, Llama-3.1-8B heads: 32 query / 8 KV heads of 128, causal):
+plinth's paged Triton kernel (the engine's plan) against torch's kernels on the same sizes (SDPA
+flash / cuDNN / memory-efficient on a dense batch, and ``torch.nn.attention.varlen.varlen_attn``
+where this torch has it). TFLOP/s counts the causal half only. (The decode GEMMs: ``bench_gemm_decode.py``.)
+
+    python benchmarks/bench_prefill_attention.py [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+import torch.nn.functional as F
+from bench_attention_configs import make_prefill, time_ms
+from plinth_triton.attention_kernel import paged_attention
+
+
+def attention_cases(num_reqs: int = 16, q_len: int = 1024) -> dict:
+    heads, kv_heads, head = 32, 8, 128
+    q, kv, table, seq_lens, qsl, flops = make_prefill(num_reqs, q_len, heads, kv_heads, head)
+    out = torch.empty_like(q)
+    results = {}
+
+    def record(name, fn):
+        try:
+            ms = time_ms(fn, reps=20)
+        except Exception as exc:  # a backend this build lacks
+            results[name] = f"unavailable: {type(exc).__name__}: {str(exc)[:120]}"
+        else:
+            results[name] = {"ms": round(ms, 4), "TFLOP_s": round(flops / ms / 1e9, 1)}
+        print(f"  {name}: {results[name]}", flush=True)
+
+    record("plinth paged (engine plan)", lambda: paged_attention(
+        q, kv, out, query_start_loc=qsl, seq_lens=seq_lens, block_table=table, num_reqs=num_reqs,
+        max_query_len=q_len, scale=head ** -0.5))
+    # the same keys and values, dense: [B, H, L, D]
+    k = torch.randn(num_reqs, kv_heads, q_len, head, dtype=torch.bfloat16, device="cuda")
+    v = torch.randn_like(k)
+    qd = q.view(num_reqs, q_len, heads, head).transpose(1, 2)
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION):
+        def run(backend=backend):
+            with sdpa_kernel(backend):
+                F.scaled_dot_product_attention(qd, k, v, is_causal=True, enable_gqa=True)
+        record(f"torch SDPA {backend.name}", run)
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError as exc:
+        results["torch varlen_attn"] = f"unavailable: {exc}"
+    else:
+        kt = k.transpose(1, 2).reshape(num_reqs * q_len, kv_heads, head)
+        vt = v.transpose(1, 2).reshape(num_reqs * q_len, kv_heads, head)
+        cu = qsl.to(torch.int32)
+        record("torch varlen_attn", lambda: varlen_attn(q, kt, vt, cu, cu, q_len, q_len, enable_gqa=True))
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    print(f"{torch.cuda.get_device_name()} torch {torch.__version__}", flush=True)
+    print("prefill attention, 16 x 1024, Llama-8B heads, causal:", flush=True)
+    results = attention_cases()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
