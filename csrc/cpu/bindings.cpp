@@ -155,4 +155,10 @@ PYBIND11_MODULE(_C, m) {
     k().w8a8_linear(ptr<void>(out), ptr<void>(x), ptr<int8_t>(w), ptr<int32_t>(wsum), ptr<float>(scale),
                     ptr<void>(bias), M, N, K, xs, os, dtype, threads);
   });
+  m.def("ggml_linear", [](uintptr_t out, uintptr_t x, uintptr_t w, uintptr_t bias, int64_t M, int64_t N, int64_t K,
+                          int64_t xs, int64_t os, int type, int dtype, int threads) {
+    py::gil_scoped_release nogil;
+    k().ggml_linear(ptr<void>(out), ptr<void>(x), ptr<uint8_t>(w), ptr<void>(bias), M, N, K, xs, os, type, dtype,
+                    threads);
+  });
 }

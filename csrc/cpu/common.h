@@ -19,6 +19,7 @@
 namespace plinth {
 
 enum DType : int { kF32 = 0, kBF16 = 1 };
+enum GgmlType : int { kQ8_0 = 0, kQ4_0 = 1, kQ4_1 = 2 };  // GGML block formats ggml_linear computes on
 
 struct Kernels {
   const char* isa;  // "avx512", "avx2", "neon" or "portable"
@@ -65,6 +66,11 @@ struct Kernels {
   void (*w8a8_linear)(void* out, const void* x, const int8_t* w_packed, const int32_t* w_sum,
                       const float* w_scale, const void* bias, int64_t M, int64_t N, int64_t K, int64_t x_stride,
                       int64_t out_stride, int dtype, int threads);
+  // out[M, N] (row stride out_stride) = x[M, K] . dequant(w)^T (+ bias[N]): w GGML blocks of `type`
+  // (GgmlType) repacked in 16-row blocks (ggml_linear_impl.h), K a multiple of 32; bf16 or fp32 in
+  // and out, fp32 accumulation, bias nullable
+  void (*ggml_linear)(void* out, const void* x, const uint8_t* w, const void* bias, int64_t M, int64_t N,
+                      int64_t K, int64_t x_stride, int64_t out_stride, int type, int dtype, int threads);
 };
 
 }  // namespace plinth

@@ -221,10 +221,11 @@ static bool write_kv(void* kc, void* vc, const void* k, const void* v, const int
 #include "int8_linear_impl.h"
 #include "gemv_bf16_impl.h"
 #include "w8a8_linear_impl.h"
+#include "ggml_linear_impl.h"
 
 Kernels table() {
   return Kernels{PLINTH_STR(PLINTH_ISA), rms_norm, silu_and_mul, rotary, write_kv, decode_attention, int8_linear,
-                 prefill_attention, gemv_bf16, w8a8_linear};
+                 prefill_attention, gemv_bf16, w8a8_linear, ggml_linear};
 }
 
 }  // namespace PLINTH_ISA

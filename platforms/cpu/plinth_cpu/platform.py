@@ -12,6 +12,7 @@ from plinth_cpu.attention import CpuAttentionBackend
 from plinth_cpu.device import CpuDeviceOps
 from plinth_cpu.extension import extension
 from plinth_cpu.gemv import GemvBf16Linear, native_bf16
+from plinth_cpu.ggml_linear import GGMLLinear
 from plinth_cpu.host_memory import keep_freed_memory
 from plinth_cpu.isa import detect
 from plinth_cpu.kernels import CsrcOps, build_registry
@@ -65,12 +66,13 @@ class CpuPlatform(Platform):
 
     def quantization_methods(self):
         """Linear methods: float weights (``"unquantized"``) pair-blocked for the csrc ``gemv_bf16``
-        kernel where it has native bf16 dot products, else pre-packed for oneDNN; with the C++
+        kernel where it has native bf16 dot products, GGUF's Q8_0/Q4_0/Q4_1 weights kept in their
+        blocks for ``ggml_linear`` there too, else pre-packed for oneDNN; with the C++
         extension, int8 weight-only linears (``"int8_weight_only"``) and int8 weights with int8
         per-token activations (``"w8a8_int8"``, VNNI dot products where the CPU has them)."""
         unquantized = OneDnnPackedLinear()
         if native_bf16(self._extension.module):
-            unquantized = GemvBf16Linear(self._extension.module, unquantized)
+            unquantized = GGMLLinear(self._extension.module, GemvBf16Linear(self._extension.module, unquantized))
         methods = {unquantized.name: unquantized}
         if self._extension.module is not None:
             methods[Int8WeightOnly.name] = Int8WeightOnly(self._extension.module)
