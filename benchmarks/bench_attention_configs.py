@@ -57,7 +57,7 @@ def launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits, ordered=F
             q.stride(0), q.stride(1), out.stride(0), out.stride(1), k.stride(0), k.stride(1), k.stride(2),
             table.stride(0), NUM_HEADS=heads, BLOCK_SIZE=kv.shape[2], GROUP=group, HEAD=head, HEAD_P2=head,
             BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=splits, WINDOW=0, USE_CAP=False,
-            IEEE=False, ORDERED=ordered, num_warps=warps, num_stages=stages)
+            IEEE=False, ORDERED=ordered, SKIP_FRESH=False, num_warps=warps, num_stages=stages)
         if splits > 1:
             _merge_splits_kernel[(num_tokens, heads)](out, part, ml, qsl, num_tokens, num_tokens, out.stride(0),
                                                       out.stride(1), NUM_HEADS=heads, HEAD=head, HEAD_P2=head,
@@ -113,7 +113,7 @@ def launch_prefill(q, kv, table, seq_lens, qsl, block_m, tile_n, warps, stages):
             q.stride(0), q.stride(1), out.stride(0), out.stride(1), k.stride(0), k.stride(1), k.stride(2),
             table.stride(0), NUM_HEADS=heads, BLOCK_SIZE=kv.shape[2], GROUP=group, HEAD=head, HEAD_P2=head,
             BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=1, WINDOW=0, USE_CAP=False,
-            IEEE=False, ORDERED=False, num_warps=warps, num_stages=stages)
+            IEEE=False, ORDERED=False, SKIP_FRESH=False, num_warps=warps, num_stages=stages)
     return run
 
 

@@ -11,6 +11,7 @@ where this torch has it). TFLOP/s counts the causal half only. (The decode GEMMs
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 
 import torch
@@ -19,8 +20,8 @@ from bench_attention_configs import make_prefill, time_ms
 from plinth_triton.attention_kernel import paged_attention
 
 
-def attention_cases(num_reqs: int = 16, q_len: int = 1024) -> dict:
-    heads, kv_heads, head = 32, 8, 128
+def attention_cases(num_reqs: int = 16, q_len: int = 1024, heads: int = 32, kv_heads: int = 8,
+                    head: int = 128) -> dict:
     q, kv, table, seq_lens, qsl, flops = make_prefill(num_reqs, q_len, heads, kv_heads, head)
     out = torch.empty_like(q)
     results = {}
@@ -48,6 +49,40 @@ def attention_cases(num_reqs: int = 16, q_len: int = 1024) -> dict:
             with sdpa_kernel(backend):
                 F.scaled_dot_product_attention(qd, k, v, is_causal=True, enable_gqa=True)
         record(f"torch SDPA {backend.name}", run)
+    # the dense kernel for fresh prompts: q, k, v as views of one qkv projection output, as in the engine
+    from plinth_triton.prefill_attention import dense_prefill_attention
+
+    tokens = num_reqs * q_len
+    qkv = torch.randn(tokens, (heads + 2 * kv_heads) * head, dtype=torch.bfloat16, device="cuda")
+    qv = qkv[:, : heads * head].view(tokens, heads, head)
+    kv_ = qkv[:, heads * head: (heads + kv_heads) * head].view(tokens, kv_heads, head)
+    vv = qkv[:, (heads + kv_heads) * head:].view(tokens, kv_heads, head)
+    dense_out = torch.empty_like(qv)
+    ref = F.scaled_dot_product_attention(
+        qv.view(num_reqs, q_len, heads, head).transpose(1, 2), kv_.reshape(num_reqs, q_len, kv_heads, head)
+        .transpose(1, 2), vv.reshape(num_reqs, q_len, kv_heads, head).transpose(1, 2), is_causal=True,
+        enable_gqa=True).transpose(1, 2).reshape(tokens, heads, head)
+    group = heads // kv_heads
+    sweep = []
+    for block_q, block_n, warps, stages in itertools.product((16, 32, 64), (64, 128), (4, 8), (2, 3, 4)):
+        plan = (block_q, block_n, warps, stages)
+        try:
+            dense_prefill_attention(qv, kv_, vv, dense_out, query_start_loc=qsl, seq_lens=seq_lens,
+                                    num_reqs=num_reqs, scale=head ** -0.5, plan=plan)
+            torch.cuda.synchronize()
+            err = float((dense_out.float() - ref.float()).abs().max())
+            ms = time_ms(lambda plan=plan: dense_prefill_attention(
+                qv, kv_, vv, dense_out, query_start_loc=qsl, seq_lens=seq_lens, num_reqs=num_reqs,
+                scale=head ** -0.5, plan=plan), reps=20)
+        except Exception as exc:  # out of shared memory / registers
+            sweep.append({"plan": plan, "error": f"{type(exc).__name__}: {str(exc)[:80]}"})
+            continue
+        sweep.append({"plan": plan, "BLOCK_M": block_q * group, "ms": round(ms, 4),
+                      "TFLOP_s": round(flops / ms / 1e9, 1), "max_err": round(err, 4)})
+    ok = sorted((r for r in sweep if "ms" in r), key=lambda r: r["ms"])
+    results["plinth dense (fresh prompts), best plans"] = ok[:6]
+    results["plinth dense errors"] = [r for r in sweep if "error" in r][:4]
+    print("  plinth dense, best plans:", json.dumps(ok[:6]), flush=True)
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError as exc:
@@ -66,7 +101,9 @@ def main() -> None:
     args = ap.parse_args()
     print(f"{torch.cuda.get_device_name()} torch {torch.__version__}", flush=True)
     print("prefill attention, 16 x 1024, Llama-8B heads, causal:", flush=True)
-    results = attention_cases()
+    results = {"T1 16 x 1024": attention_cases()}
+    print("prefill attention, 14 x 560, Qwen3-0.6B heads (16 / 8), causal:", flush=True)
+    results["T3 14 x 560"] = attention_cases(14, 560, heads=16)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -19,7 +19,10 @@ class CudaPlatform(Platform):
 
     def __init__(self) -> None:
         self._device = CudaDeviceOps()
-        self._backends = (TritonAttentionBackend(num_sms=self._device.multiprocessor_count()),)
+        # the dense prefill kernel streams keys and values with tensor descriptors: Hopper's copy engine
+        hopper = self._device.compute_capability()[0] >= 9
+        self._backends = (TritonAttentionBackend(num_sms=self._device.multiprocessor_count(),
+                                                 dense_prefill=None if hopper else False),)
 
     @property
     def device(self) -> CudaDeviceOps:

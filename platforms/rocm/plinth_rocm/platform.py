@@ -26,7 +26,7 @@ class RocmPlatform(Platform):
         from plinth_triton.attention_backend import TritonAttentionBackend
 
         self._device = RocmDeviceOps()
-        self._backends = (TritonAttentionBackend(num_sms=self._device.multiprocessor_count()),)
+        self._backends = (TritonAttentionBackend(num_sms=self._device.multiprocessor_count(), dense_prefill=False),)
 
     @property
     def device(self) -> RocmDeviceOps:

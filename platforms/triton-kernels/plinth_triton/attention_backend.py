@@ -33,8 +33,9 @@ class TritonAttentionMetadata:
 
 
 class TritonAttentionImpl(AttentionImpl):
-    def __init__(self, spec: AttentionLayerSpec) -> None:
+    def __init__(self, spec: AttentionLayerSpec, dense_prefill: bool = True) -> None:
         self.spec = spec
+        self.dense_prefill = dense_prefill
 
     def write_kv(self, key, value, kv_cache, slot_mapping):
         write_kv(key, value, kv_cache, slot_mapping)
@@ -48,6 +49,7 @@ class TritonAttentionImpl(AttentionImpl):
             block_table=md.block_table, num_reqs=md.num_reqs, max_query_len=md.max_query_len,
             scale=self.spec.scale, sliding_window=self.spec.sliding_window,
             logits_soft_cap=self.spec.logits_soft_cap, num_splits=splits, order=order,
+            fresh_kv=(key, value) if self.dense_prefill and key is not None else None,
         )
 
 
@@ -57,17 +59,22 @@ class TritonAttentionBackend(AttentionBackend):
     ``num_sms``: multiprocessors of the device, used to decide when decode splits the KV.
     ``decode_order``: wide decode batches start their programs longest request first (one device
     sort per step, inside the captured graph); ``PLINTH_TRITON_DECODE_ORDER=0`` turns it off.
+    ``dense_prefill``: prompts without cached context attend over the step's own keys and values with
+    the dense kernel (``prefill_attention.py``); ``PLINTH_TRITON_DENSE_PREFILL=0`` turns it off.
     """
 
     name = "triton_unified"
     supported_block_sizes = (16, 32, 64, 128, 256)
     graph_support = GraphSupport.UNIFORM_DECODE
 
-    def __init__(self, num_sms: int = 132, decode_order: bool | None = None) -> None:
+    def __init__(self, num_sms: int = 132, decode_order: bool | None = None, dense_prefill: bool | None = None) -> None:
         self.num_sms = num_sms
         if decode_order is None:
             decode_order = os.environ.get("PLINTH_TRITON_DECODE_ORDER", "1") != "0"
+        if dense_prefill is None:
+            dense_prefill = os.environ.get("PLINTH_TRITON_DENSE_PREFILL", "1") != "0"
         self.decode_order = decode_order
+        self.dense_prefill = dense_prefill
 
     def supports(self, selector: AttentionSelector) -> Support:
         if selector.num_heads % selector.num_kv_heads:
@@ -100,4 +107,4 @@ class TritonAttentionBackend(AttentionBackend):
         return TritonAttentionMetadata(common, common.slot_mapping, splits, order)
 
     def make_impl(self, spec: AttentionLayerSpec) -> AttentionImpl:
-        return TritonAttentionImpl(spec)
+        return TritonAttentionImpl(spec, self.dense_prefill)

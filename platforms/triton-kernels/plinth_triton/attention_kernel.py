@@ -97,7 +97,7 @@ def _paged_attention_kernel(
     NUM_HEADS: tl.constexpr, BLOCK_SIZE: tl.constexpr, GROUP: tl.constexpr,
     HEAD: tl.constexpr, HEAD_P2: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_Q: tl.constexpr,
     TILE_N: tl.constexpr, NUM_SPLITS: tl.constexpr, WINDOW: tl.constexpr, USE_CAP: tl.constexpr,
-    IEEE: tl.constexpr, ORDERED: tl.constexpr,
+    IEEE: tl.constexpr, ORDERED: tl.constexpr, SKIP_FRESH: tl.constexpr,
 ):
     split = tl.program_id(2)
     if ORDERED:
@@ -120,6 +120,8 @@ def _paged_attention_kernel(
         return
     seq_len = tl.load(seq_lens_ptr + req)
     ctx_len = seq_len - q_len
+    if SKIP_FRESH and ctx_len == 0:  # a fresh prompt: the dense prefill kernel serves it
+        return
 
     offs_m = tl.arange(0, BLOCK_M)
     q_idx = q_block * BLOCK_Q + offs_m // GROUP
@@ -223,11 +225,16 @@ def paged_attention(
     seq_lens: torch.Tensor, block_table: torch.Tensor, num_reqs: int, max_query_len: int,
     scale: float, sliding_window: int | None = None, logits_soft_cap: float | None = None,
     num_splits: int = 1, order: torch.Tensor | None = None,
+    fresh_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Attention of ``query`` ``[T, H, D]`` over the paged cache into ``out`` (same shape).
 
     ``order`` (decode only: one query per request): a permutation of the requests, the longest
     first, in which their programs start (each split in turn); the wave's tail then holds short ones.
+    ``fresh_kv``: the step's own keys and values ``[T, KVH, D]``. Given, in a step with prompts,
+    requests with no cached context (``seq_len == query_len``) are served by the dense prefill kernel
+    (``prefill_attention.py``) where it applies, and the paged kernel skips them; the device decides
+    per request, so the step needs no host sync.
     """
     num_tokens, num_heads, head_size = query.shape
     num_kv_heads = kv_cache.shape[3]
@@ -244,6 +251,14 @@ def paged_attention(
     else:
         part = ml = out
     ordered = order is not None and max_query_len == 1
+    skip_fresh = False
+    if fresh_kv is not None and max_query_len > 1 and not sliding_window and not logits_soft_cap:
+        from plinth_triton.prefill_attention import dense_prefill_applies, dense_prefill_attention
+
+        if dense_prefill_applies(query, *fresh_kv, out):
+            dense_prefill_attention(query, *fresh_kv, out, query_start_loc=query_start_loc, seq_lens=seq_lens,
+                                    num_reqs=num_reqs, scale=scale)
+            skip_fresh = True
     if ordered:
         grid = (num_reqs * num_kv_heads, 1, num_splits)
     else:
@@ -258,6 +273,7 @@ def paged_attention(
         NUM_HEADS=num_heads, BLOCK_SIZE=kv_cache.shape[2], GROUP=group, HEAD=head_size, HEAD_P2=head_p2,
         BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=num_splits,
         WINDOW=int(sliding_window or 0), USE_CAP=bool(logits_soft_cap), IEEE=ieee, ORDERED=ordered,
+        SKIP_FRESH=skip_fresh,
         # 4 warps, 2 stages: best or within 2 % of the best on the H100 for decode (batch 64-256) and
         # prefill (8 x 1024 Llama-8B heads: 200 TFLOP/s vs 187 with 8 warps / 3 stages; 14 x 560 Qwen3:
         # 123 vs 102); benchmarks/bench_attention_configs.py

@@ -26,7 +26,7 @@ class XpuPlatform(Platform):
         from plinth_triton.attention_backend import TritonAttentionBackend
 
         self._device = XpuDeviceOps()
-        self._backends = (TritonAttentionBackend(num_sms=self._device.execution_units()),)
+        self._backends = (TritonAttentionBackend(num_sms=self._device.execution_units(), dense_prefill=False),)
 
     @property
     def device(self) -> XpuDeviceOps:

@@ -54,6 +54,16 @@ def main() -> None:
                     device=cpu, ordered=True, num_kv_heads=3, window=10)
     check_attention([(150, 1), (3, 1), (70, 1)], group=2, head_size=32, block_size=16, dtype=torch.float32,
                     device=cpu, ordered=True, num_splits=4, pad_reqs=1, pad_tokens=1)
+    # fresh prompts through the dense prefill kernel, next to requests with context, decode rows and padding
+    check_attention([(0, 5), (3, 1), (17, 1), (4, 6), (0, 40), (0, 1)], group=2, head_size=32, block_size=16,
+                    dtype=torch.float32, device=cpu, fresh=True)
+    check_attention([(0, 70), (20, 5), (0, 17), (33, 1)], group=4, head_size=32, block_size=16,
+                    dtype=torch.float32, device=cpu, fresh=True, pad_tokens=3, pad_reqs=1)
+    # where the dense kernel does not apply (group 3, head size 24): the paged kernel serves everyone
+    check_attention([(0, 9), (5, 3)], group=3, head_size=32, block_size=16, dtype=torch.float32, device=cpu,
+                    fresh=True)
+    check_attention([(0, 9), (5, 3)], group=2, head_size=24, block_size=16, dtype=torch.float32, device=cpu,
+                    fresh=True)
     check_gemv(torch.float32, cpu)
     from plinth_triton.sampling import sample
     from sampling_cases import check_distribution, check_matches_reference, check_seed_invariance, check_ties_and_edges

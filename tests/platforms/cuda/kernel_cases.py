@@ -21,11 +21,14 @@ def close(actual, expected, dtype, what):
 
 
 def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed=0, window=None, cap=None,
-                    num_kv_heads=2, num_splits=1, pad_tokens=0, ordered=False, pad_reqs=0):
+                    num_kv_heads=2, num_splits=1, pad_tokens=0, ordered=False, pad_reqs=0, fresh=False):
     """Random paged batch (``shapes`` = [(context_len, query_len)]) through the Triton kernel.
 
     ``ordered``: decode programs start longest request first (``order``); ``pad_reqs`` padding
-    requests without tokens follow the real ones, as in a graph replay padded to a captured size."""
+    requests without tokens follow the real ones, as in a graph replay padded to a captured size.
+    ``fresh``: the step's keys and values go along (``fresh_kv``, as the backend passes them), so
+    requests without context take the dense prefill kernel; they are views of one qkv buffer, as in
+    the engine."""
     from plinth_triton.attention_kernel import paged_attention
     from plinth_triton.kv_write import write_kv
 
@@ -54,6 +57,19 @@ def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed
     q_lens = torch.tensor([q for _, q in shapes])
     total = int(q_lens.sum())
     query = torch.randn(total + pad_tokens, num_heads, head_size, generator=gen).to(dtype).to(device)
+    fresh_kv = None
+    if fresh:  # q, k, v of the step as slices of one [T, (H + 2 KVH) * D] buffer
+        width = num_heads * head_size
+        kv_width = num_kv_heads * head_size
+        qkv = torch.randn(total + pad_tokens, width + 2 * kv_width, generator=gen).to(dtype)
+        step = [(k[c:], v[c:]) for (c, _), (k, v) in zip(shapes, dense, strict=True)]
+        qkv[:total, width:width + kv_width] = torch.cat([k for k, _ in step]).reshape(total, kv_width)
+        qkv[:total, width + kv_width:] = torch.cat([v for _, v in step]).reshape(total, kv_width)
+        qkv[:, :width] = query.cpu().reshape(-1, width)
+        qkv = qkv.to(device)
+        query = qkv[:, :width].view(-1, num_heads, head_size)
+        fresh_kv = (qkv[:, width:width + kv_width].view(-1, num_kv_heads, head_size),
+                    qkv[:, width + kv_width:].view(-1, num_kv_heads, head_size))
     qsl = torch.cat([torch.zeros(1, dtype=torch.int64), q_lens.cumsum(0), torch.full((pad_reqs,), total)]).int()
     seq_lens = torch.tensor([c + q for c, q in shapes] + [0] * pad_reqs, dtype=torch.int32)
     table = torch.cat([table, table[:1].expand(pad_reqs, -1)])
@@ -63,12 +79,13 @@ def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed
     paged_attention(query, cache, out, query_start_loc=qsl.to(device), seq_lens=seq_lens.to(device),
                     block_table=table.int().to(device), num_reqs=len(shapes) + pad_reqs,
                     max_query_len=int(q_lens.max()), scale=scale, sliding_window=window, logits_soft_cap=cap,
-                    num_splits=num_splits, order=order)
+                    num_splits=num_splits, order=order, fresh_kv=fresh_kv)
     starts = qsl.tolist()
     expected = torch.cat([
         reference.attention(query[starts[i]:starts[i + 1]].cpu(), k, v, scale, sliding_window=window,
                             logits_soft_cap=cap) for i, (k, v) in enumerate(dense)])
-    close(out[:total], expected, dtype, f"attention {shapes} g{group} d{head_size} bs{block_size} {dtype}")
+    close(out[:total], expected, dtype,
+          f"attention {shapes} g{group} d{head_size} bs{block_size} {dtype}" + (" fresh" if fresh else ""))
 
 
 def check_elementwise(dtype, device, seed=0, tokens=(1, 5), hidden=(64, 96)):

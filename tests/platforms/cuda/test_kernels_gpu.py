@@ -37,6 +37,24 @@ def test_attention(kind, block_size, group, head_size, dtype):
                     dtype=dtype, device=CUDA, seed=hash((kind, block_size, group)) % 1000, pad_tokens=3)
 
 
+FRESH = [
+    pytest.param(kind, bs, group, head, dtype, id=f"{kind}-bs{bs}-g{group}-d{head}-{str(dtype)[6:]}")
+    for (kind, bs), (group, head), dtype in itertools.product(
+        [("prefill", 16), ("mixed", 16), ("mixed", 32), ("long-prompts", 16)],
+        [(1, 64), (2, 128), (4, 128), (8, 128), (2, 256), (3, 96)], DTYPES)
+]
+
+
+@pytest.mark.parametrize(("kind", "block_size", "group", "head_size", "dtype"), FRESH)
+def test_fresh_prompts_dense_prefill(kind, block_size, group, head_size, dtype):
+    """The backend's prefill path: fresh prompts on the dense kernel (``fresh_kv``), every other request
+    on the paged kernel, one step; groups 3 and head size 96 take the paged kernel alone."""
+    shapes = [(0, 1024), (0, 560), (5, 300), (0, 1), (2000, 1)] if kind == "long-prompts" else \
+        _shapes(kind, block_size)
+    check_attention(shapes, group=group, head_size=head_size, block_size=block_size, dtype=dtype, device=CUDA,
+                    seed=hash((kind, block_size, group, head_size)) % 1000, pad_tokens=3, fresh=True)
+
+
 @pytest.mark.parametrize("splits", [2, 4, 16])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("ordered", [False, True])
