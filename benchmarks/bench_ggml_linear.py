@@ -59,7 +59,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     module = load_extension("auto").module
-    ggml = GGMLLinear(module, OneDnnPackedLinear(), enabled=True)
+    ggml = GGMLLinear(module, OneDnnPackedLinear(), types=frozenset({"Q4_1", "Q8_0"}))
     bf16 = GemvBf16Linear(module, OneDnnPackedLinear())
     rng = np.random.default_rng(0)
     rows = []

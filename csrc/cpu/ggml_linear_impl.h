@@ -15,8 +15,8 @@
 // Small M (decode) computes per group s = sum_k x[k] * code[k] and adds d * s (+ m * sum_k x[k]):
 // the dequantized weight is used exactly (fp32), not rounded to the activations' dtype as the
 // reference rounds it for bf16 inputs; the two differ by that rounding, far below one bf16 step of
-// an output. Large M with bf16 (gg_linear_dequant) dequantizes 64 rows at a time into the
-// gemv_bf16 layout, rounded to bf16 exactly as the reference does, and runs gemv_bf16's tiles.
+// an output. Large M with bf16 on AVX512-BF16 (ggml_linear_avx512.h) dequantizes 64 rows at a time
+// into the gemv_bf16 layout, rounded to bf16 exactly as the reference does, and runs gemv_bf16's tiles.
 
 constexpr int64_t kGgBlock = 16;   // output rows per packed block
 constexpr int64_t kGgValues = 32;  // k per GGML block (one group of the packed stream)

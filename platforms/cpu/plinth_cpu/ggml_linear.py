@@ -6,8 +6,15 @@ platform's unquantized method where it is the default: weights of the types in `
 reach ``prepare`` as :class:`~plinth.model.ggml_tensor.GGMLTensor` and are repacked, still
 quantized, for the kernel (csrc/cpu/ggml_linear_impl.h: 16-row blocks, fp16 scales kept; the same
 bytes as the file up to padding to 16 rows); float weights go to ``fallback`` (the gemv_bf16 or
-oneDNN method) as before. ``PLINTH_CPU_GGML=0`` turns it off (an empty ``ggml_types``: GGUF
-weights are then dequantized by the loader as before), for A/B runs.
+oneDNN method) as before. It takes Q4_0 and Q4_1 (``DEFAULT_TYPES``): Q8_0 runs on the kernel
+too but did not measure faster than ``gemv_bf16`` (par from DRAM at M <= 4, slower in cache and at
+M = 8-32), so it is dequantized unless ``PLINTH_CPU_GGML=all``; ``PLINTH_CPU_GGML=0`` takes none
+(GGUF weights are then dequantized by the loader as before), for A/B runs.
+
+Only the blocks are kept (no bf16 copy for large batches): on the 2-core EPYC the kernel is 2x
+``gemv_bf16`` per linear at M=1 (weights from DRAM), 1.1-1.4x slower at M=16-32 with weights in
+cache, on par at M=256-2048; SmolLM2 end to end: single stream +26 %, C1 unchanged, 200 MB less
+resident (benchmarks/RESULTS.md, CPU round 7).
 """
 
 from __future__ import annotations
@@ -99,8 +106,13 @@ def dequantize_packed(weight: GGMLPackedWeight) -> torch.Tensor:
     return dense.reshape(blocks * BLOCK, groups * VALUES)[: weight.out_features]
 
 
-def enabled_by_env() -> bool:
-    return os.environ.get(ENV, "1").strip() != "0"
+DEFAULT_TYPES = frozenset({"Q4_0", "Q4_1"})  # measured faster than gemv_bf16 (benchmarks/RESULTS.md)
+
+
+def types_from_env() -> frozenset[str]:
+    """The GGML types kept as blocks: ``PLINTH_CPU_GGML`` = 0 (none), all (Q8_0 too), else the default."""
+    choice = os.environ.get(ENV, "").strip().lower()
+    return frozenset() if choice == "0" else frozenset(TYPE_CODES) if choice == "all" else DEFAULT_TYPES
 
 
 class GGMLLinear(LinearMethod):
@@ -108,12 +120,11 @@ class GGMLLinear(LinearMethod):
 
     name = UNQUANTIZED
 
-    def __init__(self, module: Any, fallback: LinearMethod, enabled: bool | None = None) -> None:
+    def __init__(self, module: Any, fallback: LinearMethod, types: frozenset[str] | None = None) -> None:
         self.C = module
         self.fallback = fallback
         self.arena = WeightArena()  # the packed weights, on huge pages where the OS grants them
-        on = enabled_by_env() if enabled is None else enabled
-        self.ggml_types = frozenset(TYPE_CODES) if on else frozenset()
+        self.ggml_types = types_from_env() if types is None else frozenset(types)  # None: from PLINTH_CPU_GGML
 
     def prepare(self, weight: Any) -> Any:
         if isinstance(weight, GGMLTensor):

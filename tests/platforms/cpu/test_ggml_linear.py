@@ -19,7 +19,7 @@ from gguf import GGMLQuantizationType
 from gguf.quants import quantize
 
 from plinth.model.ggml_tensor import GGMLTensor
-from plinth_cpu.ggml_linear import ENV, TYPE_CODES, GGMLLinear, GGMLPackedWeight, dequantize_packed, pack
+from plinth_cpu.ggml_linear import DEFAULT_TYPES, ENV, TYPE_CODES, GGMLLinear, GGMLPackedWeight, dequantize_packed, pack
 from plinth_cpu.kernels import DTYPE_CODES
 from plinth_cpu.linear import OneDnnPackedLinear
 from tests.platforms.cpu.csrc_paths import DTYPES, STATUS, needs_extension
@@ -59,7 +59,7 @@ def _assert_matches(out, x, weight: GGMLTensor, bias, what: str) -> None:
 @pytest.mark.parametrize("type_name", TYPES)
 def test_ggml_linear_matches_the_reference(ops, type_name, dtype):
     dt = DTYPES[dtype]
-    method = GGMLLinear(ops.C, OneDnnPackedLinear(), enabled=True)
+    method = GGMLLinear(ops.C, OneDnnPackedLinear(), types=TYPES)
     for i, (n, k, bias) in enumerate(SHAPES):
         weight = _weight(type_name, n, k, seed=i)
         prepared = method.prepare(weight)
@@ -76,7 +76,7 @@ def test_every_row_tile_and_fresh_inputs(ops, type_name, dtype):
     """M = 1..8 (each row tiling of the direct kernels), 13, 47-49 (the direct/dequant switch), new inputs."""
     dt = DTYPES[dtype]
     weight = _weight(type_name, 75, 96, seed=7)
-    method = GGMLLinear(ops.C, OneDnnPackedLinear(), enabled=True)
+    method = GGMLLinear(ops.C, OneDnnPackedLinear(), types=TYPES)
     prepared = method.prepare(weight)
     for seed, m in enumerate([1, 2, 3, 4, 5, 6, 7, 8, 13, 47, 48, 49]):
         x, b = _inputs(m, 75, 96, seed % 2 == 0, dt, seed=torch.randint(0, 2**31, ()).item())
@@ -131,7 +131,7 @@ def _min(weight: GGMLTensor) -> torch.Tensor:
 
 
 def test_the_wrapper_takes_batches_odd_strides_and_falls_back():
-    method = GGMLLinear(STATUS.module, OneDnnPackedLinear(), enabled=True)
+    method = GGMLLinear(STATUS.module, OneDnnPackedLinear(), types=TYPES)
     weight = _weight("Q4_0", 24, 64, seed=2)
     prepared = method.prepare(weight)
     x = torch.randn(2, 3, 64).to(torch.bfloat16)
@@ -144,7 +144,7 @@ def test_the_wrapper_takes_batches_odd_strides_and_falls_back():
 
 
 def test_float_weights_go_to_the_fallback():
-    method = GGMLLinear(STATUS.module, OneDnnPackedLinear(), enabled=True)
+    method = GGMLLinear(STATUS.module, OneDnnPackedLinear(), types=TYPES)
     w = torch.randn(24, 40)
     prepared = method.prepare(w)
     assert not isinstance(prepared, GGMLPackedWeight)
@@ -153,6 +153,9 @@ def test_float_weights_go_to_the_fallback():
 
 
 def test_the_env_switch_turns_block_weights_off(monkeypatch):
+    monkeypatch.delenv(ENV, raising=False)
+    assert GGMLLinear(STATUS.module, OneDnnPackedLinear()).ggml_types == DEFAULT_TYPES == {"Q4_0", "Q4_1"}
+    monkeypatch.setenv(ENV, "all")
     assert GGMLLinear(STATUS.module, OneDnnPackedLinear()).ggml_types == frozenset(TYPES)
     monkeypatch.setenv(ENV, "0")
     method = GGMLLinear(STATUS.module, OneDnnPackedLinear())
@@ -161,12 +164,13 @@ def test_the_env_switch_turns_block_weights_off(monkeypatch):
         method.prepare(_weight("Q4_1", 16, 32, seed=0))
 
 
-def test_the_platform_default_takes_ggml_blocks_where_bf16_is_native():
+def test_the_platform_default_takes_ggml_blocks_where_bf16_is_native(monkeypatch):
     from plinth_cpu.gemv import native_bf16
     from plinth_cpu.platform import CpuPlatform
 
+    monkeypatch.delenv(ENV, raising=False)
     method = CpuPlatform().quantization_methods()["unquantized"]
     if native_bf16(STATUS.module):
-        assert isinstance(method, GGMLLinear) and method.ggml_types == frozenset(TYPES)
+        assert isinstance(method, GGMLLinear) and method.ggml_types == DEFAULT_TYPES
     else:
         assert not method.ggml_types
