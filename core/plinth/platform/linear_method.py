@@ -27,6 +27,12 @@ class LinearMethod(ABC):
     #: (kept quantized); weights of other types reach it dequantized, as float tensors
     ggml_types: frozenset[str] = frozenset()
 
+    def takes_ggml(self, type_name: str, dtype: Any) -> bool:
+        """Whether a GGML ``type_name`` weight of a model whose activations are ``dtype`` reaches
+        :meth:`prepare` as blocks: by default when the type is in ``ggml_types``; a method may keep
+        blocks only where its kernels pay off (e.g. bf16 activations)."""
+        return type_name in self.ggml_types
+
     @abstractmethod
     def prepare(self, weight: Any) -> Any:
         """The form ``apply`` reads (packed, quantized, or ``weight`` itself), made once after

@@ -126,6 +126,11 @@ class GGMLLinear(LinearMethod):
         self.arena = WeightArena()  # the packed weights, on huge pages where the OS grants them
         self.ggml_types = types_from_env() if types is None else frozenset(types)  # None: from PLINTH_CPU_GGML
 
+    def takes_ggml(self, type_name: str, dtype: Any) -> bool:
+        """Blocks for bf16 models only: with fp32 activations the blocks run on portable loops, several
+        times slower than oneDNN's fp32 GEMM on the dequantized weight (RESULTS.md, CPU round 7)."""
+        return type_name in self.ggml_types and dtype == torch.bfloat16
+
     def prepare(self, weight: Any) -> Any:
         if isinstance(weight, GGMLTensor):
             if weight.type_name not in self.ggml_types:

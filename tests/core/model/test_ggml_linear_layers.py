@@ -81,3 +81,15 @@ def test_row_parallel_splits_on_block_boundaries_only(in_features, keeps):
     expected = weight.dequantize()[:, half:]
     got = layer.prepared.dequantize() if keeps else layer.prepared
     assert torch.equal(got, expected)
+
+
+def test_a_method_may_refuse_blocks_for_the_models_dtype():
+    class Bf16Only(KeepBlocks):
+        def takes_ggml(self, type_name, dtype):
+            return super().takes_ggml(type_name, dtype) and dtype == torch.bfloat16
+
+    layer = MergedColumnParallelLinear(64, [32, 32], ctx(Bf16Only()))  # a float32 model
+    gate, up = blocks("Q4_1", 32, 64, 8), blocks("Q4_1", 32, 64, 9)
+    load(layer, [(0, gate), (1, up)])
+    assert isinstance(layer.prepared, torch.Tensor)
+    assert torch.equal(layer.prepared, torch.cat([gate.dequantize(), up.dequantize()]))

@@ -2,8 +2,8 @@
 engine generates what transformers generates from the same file.
 
 SmolLM2 ships as Q4_1 (all seven linears of every layer); a Q8_0 copy is made here with gguf's own
-quantizer. In fp32 the kept blocks compute on exactly gguf's dequantized weights, as transformers does,
-so greedy tokens must match (a divergence is excused only at a near-tie of the reference's logits).
+quantizer. Greedy tokens must match transformers on the same file, a divergence excused only at a
+near-tie of the reference's logits.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from tests.e2e.conftest import smollm2_gguf  # noqa: F401 - the fixture
 from tests.e2e.greedy_oracle import assert_same_greedy, hf_greedy
 from tests.platforms.cpu.csrc_paths import needs_extension
 from tests.platforms.cpu.gguf_requantize import requantize_gguf
+from tests.platforms.cpu.test_bf16_smollm2 import assert_same_greedy_bf16
 
 pytestmark = [needs_extension, pytest.mark.slow]
 
@@ -51,23 +52,41 @@ def greedy(llm: LLM, prompts: list[list[int]]) -> list[list[int]]:
     return [out.outputs[0].token_ids for out in llm.generate([{"prompt_token_ids": p} for p in prompts], params)]
 
 
-@pytest.mark.parametrize("which", ["Q8_0", "Q4_1"])
-def test_gguf_blocks_kept_and_greedy_equals_transformers_fp32(which, smollm2_gguf, q8_gguf, cache_dir):  # noqa: F811
+@pytest.fixture(scope="module")
+def hf_bf16(smollm2_gguf, q8_gguf):  # noqa: F811 - the imported fixture
+    def load(path):
+        return transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
+                                                                 dtype=torch.bfloat16).eval()
+    return {"Q4_1": load(smollm2_gguf), "Q8_0": load(q8_gguf)}
+
+
+@pytest.mark.parametrize("which", ["Q4_1", "Q8_0"])
+def test_gguf_blocks_kept_and_greedy_equals_transformers(which, smollm2_gguf, q8_gguf, hf_bf16, cache_dir,  # noqa: F811
+                                                         monkeypatch):
+    """bf16, as the platform runs by default: Q4_1 blocks are kept by default, Q8_0 with
+    PLINTH_CPU_GGML=all (it measured no faster than bf16); greedy equals transformers in bf16 on the
+    same file, near-ties of one bf16 step excused."""
+    if which == "Q8_0":
+        monkeypatch.setenv("PLINTH_CPU_GGML", "all")
     path = q8_gguf if which == "Q8_0" else smollm2_gguf
-    llm = LLM(str(path), device="cpu", dtype="float32", max_model_len=256)
+    llm = LLM(str(path), device="cpu", dtype="bfloat16", max_model_len=256)
     assert kept_types(llm) == [which] * 120  # qkv, o, gate_up, down of 30 layers
-    hf = transformers.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
-                                                          dtype=torch.float32).eval()
     prompts = [llm.get_tokenizer()(t).input_ids for t in TEXTS]
     for text, prompt, ours in zip(TEXTS, prompts, greedy(llm, prompts), strict=True):
-        ref, logits = hf_greedy(hf, prompt, TOKENS)
-        assert_same_greedy(ours, ref, logits)
+        ref, logits = hf_greedy(hf_bf16[which], prompt, TOKENS)
+        assert_same_greedy_bf16(ours, ref, logits, f"{which} {text!r}")
 
 
-def test_switch_off_dequantizes_and_generates_the_same(q8_gguf, cache_dir, monkeypatch):
-    kept = LLM(str(q8_gguf), device="cpu", dtype="float32", max_model_len=256)
+def test_blocks_only_for_bf16_models_and_the_switch_turns_them_off(smollm2_gguf, cache_dir, monkeypatch):  # noqa: F811
+    """fp32 models get dequantized weights (the block kernels are tuned for bf16 activations) and
+    still generate what transformers generates in fp32; PLINTH_CPU_GGML=0 keeps no blocks in bf16."""
+    fp32 = LLM(str(smollm2_gguf), device="cpu", dtype="float32", max_model_len=256)
+    assert set(kept_types(fp32)) == {None}
+    hf = transformers.AutoModelForCausalLM.from_pretrained(smollm2_gguf.parent, gguf_file=smollm2_gguf.name,
+                                                          dtype=torch.float32).eval()
+    prompt = fp32.get_tokenizer()(TEXTS[0]).input_ids
+    ref, logits = hf_greedy(hf, prompt, TOKENS)
+    assert_same_greedy(greedy(fp32, [prompt])[0], ref, logits)
     monkeypatch.setenv("PLINTH_CPU_GGML", "0")
-    floats = LLM(str(q8_gguf), device="cpu", dtype="float32", max_model_len=256)
-    assert set(kept_types(floats)) == {None}
-    prompts = [kept.get_tokenizer()(t).input_ids for t in TEXTS]
-    assert greedy(kept, prompts) == greedy(floats, prompts)
+    off = LLM(str(smollm2_gguf), device="cpu", dtype="bfloat16", max_model_len=256)
+    assert set(kept_types(off)) == {None}

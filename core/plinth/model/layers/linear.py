@@ -51,8 +51,8 @@ class LinearBase(Layer):
     """``y = x W^T + b`` with ``W`` of shape ``[out_per_rank, in_per_rank]``, computed by the
     context's linear method (``ctx.linear_method()``) on the form it prepared after loading.
 
-    GGML block weights (GGUF files) of a type the method lists in ``ggml_types`` are kept as
-    blocks (``ggml_weight``) and prepared from those; any other checkpoint weight is loaded
+    GGML block weights (GGUF files) of a type the method takes (``takes_ggml``: listed in its
+    ``ggml_types``, for this model's dtype) are kept as blocks (``ggml_weight``) and prepared from those; any other checkpoint weight is loaded
     into the float ``weight``. A weight whose shards come in different GGML types, or that
     tensor parallelism would split inside a block, is dequantized.
     """
@@ -86,7 +86,7 @@ class LinearBase(Layer):
         self.weight_loader(param, loaded, shard_id)
 
     def _keeps_blocks(self, loaded: GGMLTensor) -> bool:
-        if self._ggml_refused or loaded.type_name not in self.linear_method.ggml_types:
+        if self._ggml_refused or not self.linear_method.takes_ggml(loaded.type_name, self.ctx.dtype):
             return False
         if self.ggml_weight is not None:
             return self.ggml_weight.type_name == loaded.type_name
