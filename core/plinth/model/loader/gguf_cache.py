@@ -55,7 +55,7 @@ def converted_gguf_folder(gguf_path: str) -> str | None:
         root.joinpath("gguf").mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=root / "gguf"))
         try:
-            _convert(path, staging)
+            convert_gguf(path, staging)
             staging.rename(target)
         except OSError:
             if not (target / "model.safetensors").is_file():
@@ -69,7 +69,10 @@ def converted_gguf_folder(gguf_path: str) -> str | None:
     return str(target)
 
 
-def _convert(path: Path, folder: Path) -> None:
+def convert_gguf(path: Path, folder: Path, keep_blocks: bool = True) -> None:
+    """Write ``path`` as an HF folder into ``folder`` (which must exist): config, tokenizer and
+    ``model.safetensors``. ``keep_blocks=False`` dequantizes every tensor to float32: a folder any
+    HF-format reader (transformers, vLLM) loads; with blocks kept only plinth reads it."""
     from safetensors.torch import save_file
     from transformers import AutoTokenizer
 
@@ -80,11 +83,15 @@ def _convert(path: Path, folder: Path) -> None:
     hf_config = load_gguf_config(str(path))
     tensors, ggml_types = {}, {}
     for name, tensor in iterate_gguf(str(path), hf_config, None, progress=True):
-        if isinstance(tensor, GGMLTensor):
+        if isinstance(tensor, GGMLTensor) and not keep_blocks:
+            tensor = tensor.dequantize()
+        elif isinstance(tensor, GGMLTensor):
             ggml_types[name] = [tensor.type_name, tensor.in_features]
             tensor = tensor.data
         tensors[name] = tensor.contiguous()
-    metadata = {"format": "pt", "source": path.name, GGML_TYPES_KEY: json.dumps(ggml_types)}
+    metadata = {"format": "pt", "source": path.name}
+    if ggml_types:
+        metadata[GGML_TYPES_KEY] = json.dumps(ggml_types)
     save_file(tensors, str(folder / "model.safetensors"), metadata=metadata)
     hf_config.save_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
