@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -132,7 +134,9 @@ def test_echo_with_logprobs_scores_the_prompt_like_transformers(client):
     folder = ModelConfig.from_source(default_model_path()).model_path
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     ids = tokenizer(prompt).input_ids
-    hf = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    # the weights from the GGUF itself: plinth's converted copy keeps GGML blocks only plinth reads
+    gguf = Path(default_model_path())
+    hf = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
     with torch.inference_mode():
         ref = torch.log_softmax(hf(torch.tensor([ids])).logits[0].float(), -1)
     assert result.choices[0].text.startswith(prompt)
