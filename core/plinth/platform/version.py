@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PLATFORM_API: tuple[int, int] = (1, 2)
+PLATFORM_API: tuple[int, int] = (1, 3)
 """``(major, minor)``. Minor versions only add members with defaults; removal bumps major.
 
 History: 1.0 first contract; 1.1 adds ``GraphRunner.static_shapes`` (default False),
@@ -10,7 +10,9 @@ History: 1.0 first contract; 1.1 adds ``GraphRunner.static_shapes`` (default Fal
 ``plinth.platform.device_graphs.StreamGraphRunner`` (a capture/replay runner shared by
 platforms whose torch backend offers ``torch.<dev>.graph``); 1.2 adds ``Feature.PROFILE_RUN``
 (dummy steps at every step shape before the KV cache is sized) and the optional op
-``Op.QK_NORM_ROTARY``.
+``Op.QK_NORM_ROTARY``; 1.3 adds ``LinearMethod.ggml_types`` (default empty) and
+``LinearMethod.takes_ggml(type_name, dtype)``: GGUF block weights reach a method that takes them as
+``plinth.model.ggml_tensor.GGMLTensor``.
 """
 
 ApiRange = tuple[tuple[int, int], tuple[int, int]]

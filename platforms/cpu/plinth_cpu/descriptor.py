@@ -16,7 +16,7 @@ DESCRIPTOR = PlatformDescriptor(
     name="cpu",
     platform_class="plinth_cpu.platform:CpuPlatform",
     probe=probe,
-    api=((1, 0), (2, 0)),
+    api=((1, 3), (2, 0)),  # LinearMethod.takes_ggml / ggml_types (1.3): GGMLLinear
     priority=0,
     description="host CPU: torch kernels with AVX512/AVX2/NEON through oneDNN/ATen",
 )
