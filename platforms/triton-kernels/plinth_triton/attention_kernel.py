@@ -37,6 +37,30 @@ def _find_request(qsl_ptr, target, num_reqs, BLOCK_Q: tl.constexpr):
 
 
 @triton.jit
+def _locate(qsl_ptr, pid, num_reqs, BLOCK_Q: tl.constexpr):
+    """``(request, its first token, its query length, this program's query block)`` of program ``pid``."""
+    req = _find_request(qsl_ptr, pid, num_reqs, BLOCK_Q)
+    q_start = tl.load(qsl_ptr + req)
+    q_len = tl.load(qsl_ptr + req + 1) - q_start
+    return req, q_start, q_len, pid - (q_start // BLOCK_Q + req)
+
+
+@triton.jit
+def _softmax_step(s, v, m_i, l_i, acc, IEEE: tl.constexpr):
+    """One key tile of the online softmax: scores ``s`` (log2 units, -inf where masked) against ``v``."""
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with every key so far masked
+    p = tl.exp2(s - m_safe[:, None])
+    alpha = tl.exp2(m_i - m_safe)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    if IEEE:
+        pv = tl.dot(p.to(v.dtype), v, input_precision="ieee")
+    else:
+        pv = tl.dot(p.to(v.dtype), v)
+    return m_new, l_i, acc * alpha[:, None] + pv
+
+
+@triton.jit
 def _attend_tile(
     q, k_ptr, v_ptr, table, kv_head, start, hi, q_pos, m_i, l_i, acc, offs_d, d_ok, scale, soft_cap,
     stride_kb, stride_ks, stride_kh, BLOCK_SIZE: tl.constexpr, HEAD: tl.constexpr, HEAD_P2: tl.constexpr,
@@ -73,16 +97,7 @@ def _attend_tile(
         if WINDOW > 0:
             allowed = allowed & (offs_n[None, :] > q_pos[:, None] - WINDOW)
         s = tl.where(allowed, s, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(s, 1))
-    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-    p = tl.exp2(s - m_safe[:, None])
-    alpha = tl.exp2(m_i - m_safe)
-    l_i = l_i * alpha + tl.sum(p, 1)
-    if IEEE:
-        pv = tl.dot(p.to(v.dtype), v, input_precision="ieee")
-    else:
-        pv = tl.dot(p.to(v.dtype), v)
-    return m_new, l_i, acc * alpha[:, None] + pv
+    return _softmax_step(s, v, m_i, l_i, acc, IEEE)
 
 
 # Request and token counts change every step: specialising on them (== 1, divisible by 16) would
@@ -110,12 +125,8 @@ def _paged_attention_kernel(
         q_start = tl.load(qsl_ptr + req)
         q_len = tl.load(qsl_ptr + req + 1) - q_start
     else:
-        pid = tl.program_id(0)
         kv_head = tl.program_id(1)
-        req = _find_request(qsl_ptr, pid, num_reqs, BLOCK_Q)
-        q_start = tl.load(qsl_ptr + req)
-        q_len = tl.load(qsl_ptr + req + 1) - q_start
-        q_block = pid - (q_start // BLOCK_Q + req)
+        req, q_start, q_len, q_block = _locate(qsl_ptr, tl.program_id(0), num_reqs, BLOCK_Q)
     if q_block * BLOCK_Q >= q_len:
         return
     seq_len = tl.load(seq_lens_ptr + req)

@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from plinth_triton.attention_kernel import _find_request
+from plinth_triton.attention_kernel import _locate, _softmax_step
 
 LOG2E = 1.4426950408889634
 
@@ -31,15 +31,7 @@ def _prefill_tile(q, k_desc, v_desc, key0, kv_head, start, q_pos, m_i, l_i, acc,
     if MASKED:
         key_pos = start + tl.arange(0, BLOCK_N)
         s = tl.where(key_pos[None, :] <= q_pos[:, None], s, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(s, 1))
-    p = tl.exp2(s - m_new[:, None])
-    alpha = tl.exp2(m_i - m_new)
-    l_i = l_i * alpha + tl.sum(p, 1)
-    if IEEE:
-        pv = tl.dot(p.to(v.dtype), v, input_precision="ieee")
-    else:
-        pv = tl.dot(p.to(v.dtype), v)
-    return m_new, l_i, acc * alpha[:, None] + pv
+    return _softmax_step(s, v, m_i, l_i, acc, IEEE)
 
 
 @triton.jit(do_not_specialize=["num_reqs"])
@@ -47,12 +39,8 @@ def _prefill_attention_kernel(
     q_desc, k_desc, v_desc, out_ptr, qsl_ptr, seq_lens_ptr, num_reqs, qk_scale, stride_ot, stride_oh,
     GROUP: tl.constexpr, HEAD: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_N: tl.constexpr, IEEE: tl.constexpr,
 ):
-    pid = tl.program_id(0)
     kv_head = tl.program_id(1)
-    req = _find_request(qsl_ptr, pid, num_reqs, BLOCK_Q)
-    q_start = tl.load(qsl_ptr + req)
-    q_len = tl.load(qsl_ptr + req + 1) - q_start
-    q_block = pid - (q_start // BLOCK_Q + req)
+    req, q_start, q_len, q_block = _locate(qsl_ptr, tl.program_id(0), num_reqs, BLOCK_Q)
     if q_block * BLOCK_Q >= q_len or tl.load(seq_lens_ptr + req) != q_len:  # done, or has cached context
         return
     BLOCK_M: tl.constexpr = BLOCK_Q * GROUP
