@@ -4,7 +4,8 @@ GGUF files (llama.cpp) store most linear weights as rows of fixed-size blocks al
 dimension: ``Q8_0`` = 32 int8 values and one fp16 scale (34 bytes), ``Q4_1`` = 32 4-bit values,
 an fp16 scale and an fp16 minimum (20 bytes), and so on. The loaders hand such a weight over as a
 :class:`GGMLTensor`; a linear layer whose linear method computes on that type
-(``LinearMethod.ggml_types``) keeps it as it is, every other parameter receives it dequantized.
+(``LinearMethod.ggml_types`` / ``takes_ggml``) keeps it as it is, every other parameter receives it
+dequantized.
 
 A ``GGMLTensor`` behaves like the float ``[out_features, in_features]`` tensor it encodes where
 the layers' weight loaders need it to: ``shape``, ``dim()``, ``narrow`` (whole rows, or whole

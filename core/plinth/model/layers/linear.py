@@ -52,9 +52,9 @@ class LinearBase(Layer):
     context's linear method (``ctx.linear_method()``) on the form it prepared after loading.
 
     GGML block weights (GGUF files) of a type the method takes (``takes_ggml``: listed in its
-    ``ggml_types``, for this model's dtype) are kept as blocks (``ggml_weight``) and prepared from those; any other checkpoint weight is loaded
-    into the float ``weight``. A weight whose shards come in different GGML types, or that
-    tensor parallelism would split inside a block, is dequantized.
+    ``ggml_types``, for this model's dtype) are kept as blocks (``ggml_weight``) and prepared from
+    those; any other checkpoint weight is loaded into the float ``weight``. A weight whose shards
+    come in different GGML types, or that tensor parallelism would split inside a block, is dequantized.
     """
 
     def __init__(self, in_per_rank: int, out_per_rank: int, bias: bool, ctx: BuildContext) -> None:
