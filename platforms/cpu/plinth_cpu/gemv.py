@@ -50,6 +50,16 @@ def unpack_pairs(weight: PairBlockedWeight) -> torch.Tensor:
     return dense[: weight.out_features, : weight.in_features]
 
 
+def flat_rows(x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x [..., K]`` as rows ``[M, K]`` with unit stride along K, and an empty output ``[..., n]`` in
+    ``x``'s dtype: the operands of the csrc linear kernels. A 2-D ``x`` (the model's flat token batch;
+    a decode step makes ~120 of these calls) is not reshaped."""
+    if x.dim() == 2:
+        return (x if x.stride(1) == 1 else x.contiguous()), torch.empty(x.shape[0], n, dtype=x.dtype)
+    rows = x.reshape(-1, x.shape[-1])
+    return (rows if rows.stride(-1) == 1 else rows.contiguous()), torch.empty((*x.shape[:-1], n), dtype=x.dtype)
+
+
 def native_bf16(module: Any) -> bool:
     """Whether ``module``'s active ISA path runs ``gemv_bf16`` on native bf16 dot products
     (elsewhere its fp32 loops lose to oneDNN beyond M=1, so oneDNN packing stays)."""
@@ -77,13 +87,7 @@ class GemvBf16Linear(LinearMethod):
         n, k = prepared.out_features, prepared.in_features
         if x.dtype != torch.bfloat16 or x.shape[-1] != k or (bias is not None and bias.dtype != torch.bfloat16):
             return F.linear(x, unpack_pairs(prepared).to(x.dtype), bias)
-        if x.dim() == 2:  # the model's flat token batch: no reshape (a decode step makes ~120 of these calls)
-            x2 = x if x.stride(1) == 1 else x.contiguous()
-            out = torch.empty(x.shape[0], n, dtype=torch.bfloat16)
-        else:
-            x2 = x.reshape(-1, k)
-            x2 = x2 if x2.stride(-1) == 1 else x2.contiguous()
-            out = torch.empty((*x.shape[:-1], n), dtype=torch.bfloat16)
+        x2, out = flat_rows(x, n)
         if x2.shape[0]:
             bias = None if bias is None else bias.contiguous()
             self.C.gemv_bf16(out.data_ptr(), x2.data_ptr(), prepared.packed.data_ptr(),

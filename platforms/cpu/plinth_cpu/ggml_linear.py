@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from plinth.model.ggml_tensor import GGMLTensor
 from plinth.platform.linear_method import UNQUANTIZED, LinearMethod
+from plinth_cpu.gemv import flat_rows
 from plinth_cpu.kernels import DTYPE_CODES
 from plinth_cpu.weight_arena import WeightArena
 
@@ -146,13 +147,7 @@ class GGMLLinear(LinearMethod):
         code = DTYPE_CODES.get(x.dtype)
         if code is None or x.shape[-1] != k or (bias is not None and bias.dtype != x.dtype):
             return F.linear(x, dequantize_packed(prepared).to(x.dtype), bias)
-        if x.dim() == 2:  # the model's flat token batch: no reshape
-            x2 = x if x.stride(1) == 1 else x.contiguous()
-            out = torch.empty(x.shape[0], n, dtype=x.dtype)
-        else:
-            x2 = x.reshape(-1, k)
-            x2 = x2 if x2.stride(-1) == 1 else x2.contiguous()
-            out = torch.empty((*x.shape[:-1], n), dtype=x.dtype)
+        x2, out = flat_rows(x, n)
         if x2.shape[0]:
             bias = None if bias is None else bias.contiguous()
             self.C.ggml_linear(out.data_ptr(), x2.data_ptr(), prepared.packed.data_ptr(),
