@@ -4,6 +4,7 @@ Runner outputs are built outside the timer. Scenarios:
   decode-N  N running requests, all decoding (prompt 128 tokens, prefix caching on)
   mixed     256 decoding requests; 4 new 512-token prompts arrive every step (chunked
             prefill, 8192-token budget) and requests finish after 64 to 128 tokens
+  mixed-fcst  the same with KV-forecast admission (the others admit greedily)
 
 Run:  PYTHONPATH=core python benchmarks/bench_scheduler.py [--steps 300]
 """
@@ -43,11 +44,13 @@ def make_request(rng, rid, prompt_len, max_tokens) -> Request:
     return Request(rid, prompt, SamplingParams(max_tokens=max_tokens, ignore_eos=True))
 
 
-def run(num_running, steps, arrivals_per_step=0, prompt_len=128, seed=0) -> tuple[list[float], list[float]]:
+def run(num_running, steps, arrivals_per_step=0, prompt_len=128, seed=0,
+        admission="greedy") -> tuple[list[float], list[float]]:
     """Per-step (wall seconds, this thread's CPU seconds) of schedule() + update()."""
     rng = random.Random(seed)
     max_seqs = num_running + 64 if arrivals_per_step else num_running
-    config = SchedulerConfig(max_num_seqs=max_seqs, max_num_batched_tokens=8192 if arrivals_per_step else 65536)
+    config = SchedulerConfig(max_num_seqs=max_seqs, max_num_batched_tokens=8192 if arrivals_per_step else 65536,
+                             admission=admission)
     num_blocks = (num_running + 64) * ((prompt_len + 512 + steps) // BLOCK_SIZE + 2)
     scheduler = Scheduler(config, KVCacheManager(num_blocks, BLOCK_SIZE), max_model_len=4096)
     next_id = 0
@@ -92,6 +95,7 @@ def main() -> None:
     report("decode-256", run(256, args.steps))
     report("decode-1024", run(1024, args.steps))
     report("mixed", run(256, args.steps, arrivals_per_step=4))
+    report("mixed-fcst", run(256, args.steps, arrivals_per_step=4, admission="forecast"))
 
 
 if __name__ == "__main__":

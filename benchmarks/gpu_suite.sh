@@ -12,6 +12,8 @@
 #   bash benchmarks/gpu_suite.sh round5   # T3 twice, T1 (200), L1, then the HF peer on T3 (time-limited)
 #   bash benchmarks/gpu_suite.sh round6   # kernel + e2e GPU tests, T3 twice, L1, T1 (all 1000 requests)
 #   bash benchmarks/gpu_suite.sh round6b  # T2, T3, then the HF peer on T3 (time-limited)
+#   bash benchmarks/gpu_suite.sh round8a  # the whole CUDA test directory, then T3
+#   bash benchmarks/gpu_suite.sh round8b  # T2 with KV-forecast admission, then with greedy (vLLM's), one call
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -101,6 +103,15 @@ if [[ $STAGE == round6b ]]; then
     timeout $(( ${HF_TIME_LIMIT:-180} + 100 )) python3 benchmarks/bench_hf_peer.py --workload T3 \
         --time-limit "${HF_TIME_LIMIT:-180}" --json "$OUT/hf_t3.json" >"$OUT/hf_t3.log" 2>&1 \
         || { echo "HF peer failed"; tail -20 "$OUT/hf_t3.log"; }
+fi
+if [[ $STAGE == round8a ]]; then
+    timeout 420 python3 -m pytest tests/platforms/cuda -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
+        2>&1 | tail -15 | tee "$OUT/cuda_tests.txt"
+    bench t3 throughput --workload T3
+fi
+if [[ $STAGE == round8b ]]; then
+    BENCH_TIMEOUT=270 bench t2 throughput --workload T2 --admission forecast
+    BENCH_TIMEOUT=270 bench t2_greedy throughput --workload T2 --admission greedy
 fi
 echo; cat "$OUT/env.txt"
 python3 benchmarks/bench_table.py "$OUT"

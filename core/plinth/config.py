@@ -26,6 +26,7 @@ class SchedulerConfig:
     max_model_len: int | None = None  # None = from the model config
     enable_chunked_prefill: bool = True  # split long prompts over steps
     policy: str = "fcfs"  # "fcfs" or "priority"
+    admission: str = "forecast"  # "forecast": only if projected KV growth fits; "greedy": vLLM's
 
 
 @dataclass(frozen=True)

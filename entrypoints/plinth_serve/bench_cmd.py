@@ -43,12 +43,12 @@ def bench_serve(
 
 
 def _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
-                     gpu_memory_utilization):
+                     gpu_memory_utilization, admission="forecast"):
     from plinth.bench.runner import BenchOptions
 
     return BenchOptions(device=device, num_requests=num_requests, enforce_eager=enforce_eager,
                         max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                        gpu_memory_utilization=gpu_memory_utilization)
+                        gpu_memory_utilization=gpu_memory_utilization, engine_options={"admission": admission})
 
 
 def _emit(result: dict, result_json: str | None) -> None:
@@ -70,6 +70,8 @@ def bench_throughput(
     max_num_batched_tokens: int = typer.Option(16384, min=1, help="Tokens per step. 16384 is vLLM's offline "
                                                "default on 70+ GB GPUs (fewer, larger prefill steps)."),
     gpu_memory_utilization: float = typer.Option(0.9, min=0.05, max=1.0),
+    admission: str = typer.Option("forecast", help="forecast: admit a request only if the running ones' "
+                                  "projected KV growth leaves room; greedy: whenever its prompt fits (vLLM's)."),
     load_format: str = typer.Option("dummy", help="Only 'dummy' (random weights of the model shape)."),
     result_json: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
 ) -> None:
@@ -81,8 +83,10 @@ def bench_throughput(
 
     if load_format != "dummy":
         raise typer.BadParameter("benchmarks use random weights of the built-in model shapes", param_hint="--load-format")
+    if admission not in ("forecast", "greedy"):
+        raise typer.BadParameter("use 'forecast' or 'greedy'", param_hint="--admission")
     options = _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
-                               gpu_memory_utilization)
+                               gpu_memory_utilization, admission)
     _emit(run_throughput(workload, options), result_json)
 
 

@@ -26,6 +26,9 @@ def serve(
     enable_prefix_caching: bool = typer.Option(True, "--enable-prefix-caching/--no-enable-prefix-caching",
                                                help="Reuse KV blocks of shared prompt prefixes.",
                                                rich_help_panel=_ENGINE),
+    admission: str = typer.Option("forecast", help="forecast: admit a request only if the running ones' projected "
+                                  "KV growth leaves room (fewer preemptions); greedy: whenever its prompt fits "
+                                  "(vLLM's).", rich_help_panel=_ENGINE),
     load_format: str = typer.Option("auto", help="auto, safetensors, gguf or dummy.", rich_help_panel=_ENGINE),
     seed: int = typer.Option(0, help="Engine seed.", rich_help_panel=_ENGINE),
     quantization: str | None = typer.Option(None, help="Linear method the platform offers, e.g. "
@@ -72,7 +75,7 @@ def serve(
         served_model_names=tuple(served_model_name or ()), dtype=dtype, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, max_num_seqs=max_num_seqs,
         max_num_batched_tokens=max_num_batched_tokens, enable_prefix_caching=enable_prefix_caching,
-        load_format=load_format, seed=seed, quantization=quantization, chat_template=chat_template,
+        admission=admission, load_format=load_format, seed=seed, quantization=quantization, chat_template=chat_template,
         allowed_origins=tuple(allowed_origins or ()), shutdown_timeout=shutdown_timeout,
         exit_on_engine_death=exit_on_engine_death, log_level=log_level,
         limits=Limits(max_queued_requests=max_queued_requests, max_queued_prompt_tokens=max_queued_prompt_tokens))

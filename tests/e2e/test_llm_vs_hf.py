@@ -57,8 +57,9 @@ def test_prefix_cache_hits(tiny_llama):
 
 def test_forced_preemption(tiny_llama):
     # 12 blocks of 16 tokens cannot hold 6 requests of up to ~70 tokens at once.
-    llm = _llm(tiny_llama, num_gpu_blocks_override=12, max_model_len=96)
+    llm = _llm(tiny_llama, num_gpu_blocks_override=12, max_model_len=96, admission="greedy")
     _check(llm, tiny_llama, _prompts(6, seed=3))
+    assert llm.llm_engine.engine.stats().num_preemptions > 0
 
 
 def test_logprobs_equal_hf_log_softmax(tiny_llama):

@@ -171,4 +171,6 @@ def _resolve_max_model_len(config: EngineConfig, num_kv_blocks: int) -> int:
             f"least max_model_len ({max_model_len}); raise it, lower max_model_len or enable chunked prefill")
     if sched.policy not in ("fcfs", "priority"):
         raise ConfigError(f"unknown scheduling policy {sched.policy!r}; use 'fcfs' or 'priority'")
+    if sched.admission not in ("forecast", "greedy"):
+        raise ConfigError(f"unknown admission {sched.admission!r}; use 'forecast' or 'greedy'")
     return max_model_len

@@ -21,6 +21,7 @@ class EngineArgs:
     max_num_batched_tokens: int = 8192
     enable_chunked_prefill: bool = True
     scheduling_policy: str = "fcfs"
+    admission: str = "forecast"  # "forecast": admit only if the KV forecast fits; "greedy": vLLM's
     block_size: int = 16
     enable_prefix_caching: bool = True
     num_gpu_blocks_override: int | None = None
@@ -50,6 +51,6 @@ class EngineArgs:
             scheduler=SchedulerConfig(
                 max_num_seqs=self.max_num_seqs, max_num_batched_tokens=self.max_num_batched_tokens,
                 max_model_len=max_model_len, enable_chunked_prefill=self.enable_chunked_prefill,
-                policy=self.scheduling_policy),
+                policy=self.scheduling_policy, admission=self.admission),
             graph=GraphConfig(mode="eager" if self.enforce_eager else "auto"),
         )

@@ -43,7 +43,7 @@ class Request:
         "request_id", "prompt_token_ids", "sampling_params", "eos_token_id", "arrival_time",
         "priority", "cache_salt", "lora_id", "mm_hashes", "status", "output_token_ids",
         "all_token_ids", "num_computed_tokens", "num_cached_tokens", "block_hashes",
-        "hash_extra_keys", "max_tokens", "stop_reason", "_stop_ids", "_min_tokens", "_eos",
+        "hash_extra_keys", "max_tokens", "stop_reason", "runs_to_length", "_stop_ids", "_min_tokens", "_eos",
     )
 
     def __init__(
@@ -73,6 +73,8 @@ class Request:
         self._eos = None if sampling_params.ignore_eos else eos_token_id
         self._stop_ids = frozenset(sampling_params.stop_token_ids or ())
         self._min_tokens = sampling_params.min_tokens
+        # only max_tokens or the model's length can end it (no EOS, stop ids or stop strings)
+        self.runs_to_length = self._eos is None and not self._stop_ids and not sampling_params.stop
 
     @property
     def num_tokens(self) -> int:

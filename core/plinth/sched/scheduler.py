@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from plinth.sched.kv_cache import KVCacheManager
+from plinth.sched.kv_forecast import KVForecast
 from plinth.sched.outputs import (
     EMPTY_BLOCK_IDS,
     CachedRequestData,
@@ -28,6 +29,9 @@ class Scheduler:
 
     ``schedule()`` serves running requests first (oldest first), then admits waiting
     ones, all under ``max_num_batched_tokens`` tokens and ``max_num_seqs`` requests.
+    Admission ``"forecast"`` (the default) also asks ``KVForecast`` whether the running
+    requests' projected growth leaves room; ``"greedy"`` (vLLM's) admits whenever the
+    prompt fits the free blocks.
     When a running request needs a block and none is free, another request is
     preempted by recompute (its blocks are freed; it re-enters the waiting queue).
     Victim: the newest running request (``fcfs``), or the least important one,
@@ -59,6 +63,8 @@ class Scheduler:
         self.running: list[Request] = []  # in admission order
         self._finished_req_ids: set[str] = set()  # ended since the last schedule(), runner still holds them
         self.num_preemptions = 0
+        self.forecast = (KVForecast(kv_cache.block_size, max_model_len)
+                         if config.admission == "forecast" else None)
 
     # ---- requests in and out -------------------------------------------------
 
@@ -94,6 +100,8 @@ class Scheduler:
             if request is None:
                 continue
             self._pending.pop(rid, None)
+            if status is not RequestStatus.FINISHED_ABORTED and self.forecast is not None:
+                self.forecast.observe_finished(request)
             if request.status is _RUNNING:
                 self.running.remove(request)
                 self.kv_cache.free(request)
@@ -188,12 +196,15 @@ class Scheduler:
         self.waiting.push_preempted(victim)
         preempted.append(rid)
         self.num_preemptions += 1
+        if self.forecast is not None:
+            self.forecast.observe_preemption()
         return index, num_scheduled.pop(rid, 0)
 
     def _schedule_waiting(self, budget: int, num_scheduled: dict[str, int]) -> list[NewRequestData]:
         """Admit waiting requests in queue order while budget, seats and blocks last."""
         kv = self.kv_cache
         new_reqs = []
+        plan = None  # the KV forecast's projection, made for the first candidate
         while self.waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             request = self.waiting.peek()
             cached_prefix = kv.find_cached_prefix(request)
@@ -205,6 +216,12 @@ class Scheduler:
                 num_new = budget
             if not kv.can_allocate(request, num_new, cached_prefix):
                 break
+            if self.forecast is not None and self.running:  # alone, a request always runs
+                if plan is None:
+                    plan = self.forecast.plan(self.running, kv)
+                shared = sum(1 for block in cached_prefix if block.ref_cnt > 0)
+                if not plan.admit(self.forecast.steps_left(request), request.num_tokens, shared, shared):
+                    break
             self.waiting.pop()
             kv.allocate(request, num_new, cached_prefix)
             request.status = _RUNNING
@@ -267,6 +284,8 @@ class Scheduler:
         return outputs
 
     def _release(self, request: Request) -> None:
+        if self.forecast is not None:
+            self.forecast.observe_finished(request)
         self._pending.pop(request.request_id, None)
         del self.requests[request.request_id]
         self.kv_cache.free(request)

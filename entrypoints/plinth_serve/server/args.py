@@ -23,6 +23,7 @@ class ServerArgs:
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
     enable_prefix_caching: bool = True
+    admission: str = "forecast"  # "forecast" (KV-forecast admission) or "greedy" (vLLM's)
     load_format: str = "auto"
     seed: int = 0
     quantization: str | None = None  # a linear method the platform offers, e.g. "int8_weight_only"
@@ -37,7 +38,7 @@ class ServerArgs:
         return EngineArgs(model=self.model, device=self.device, dtype=self.dtype, seed=self.seed,
                           load_format=self.load_format, max_model_len=self.max_model_len,
                           max_num_seqs=self.max_num_seqs, max_num_batched_tokens=self.max_num_batched_tokens,
-                          enable_prefix_caching=self.enable_prefix_caching,
+                          enable_prefix_caching=self.enable_prefix_caching, admission=self.admission,
                           gpu_memory_utilization=self.gpu_memory_utilization, quantization=self.quantization)
 
     def default_served_name(self) -> str:

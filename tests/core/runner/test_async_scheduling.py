@@ -31,15 +31,17 @@ def _drive(engine: Engine, prompts, params) -> dict[str, list[int]]:
     return tokens
 
 
+@pytest.mark.parametrize("admission", ["greedy", "forecast"])
 @pytest.mark.parametrize("num_blocks", [24, 200])  # 24: preemption under pressure
-def test_fake_runner_async_equals_sync(num_blocks):
+def test_fake_runner_async_equals_sync(num_blocks, admission):
     rng = random.Random(0)
     prompts = [[rng.randrange(997) for _ in range(rng.randint(1, 30))] for _ in range(12)]
     params = [SamplingParams(max_tokens=rng.randint(1, 25), ignore_eos=i % 3 == 0) for i in range(12)]
     results = []
     for async_scheduling in (False, True):
         config = EngineConfig(cache=CacheConfig(block_size=4, enable_prefix_caching=False),
-                              scheduler=SchedulerConfig(max_num_seqs=5, max_num_batched_tokens=16))
+                              scheduler=SchedulerConfig(max_num_seqs=5, max_num_batched_tokens=16,
+                                                        admission=admission))
         engine = Engine(config, FakeRunner(num_blocks, 4), async_scheduling=async_scheduling)
         assert engine.async_scheduling is async_scheduling
         results.append(_drive(engine, prompts, params))

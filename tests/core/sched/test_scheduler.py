@@ -69,7 +69,7 @@ def test_without_chunked_prefill_a_prompt_waits_for_a_whole_budget():
 
 
 def test_fcfs_preempts_the_newest_and_resumes_it_with_its_outputs():
-    scheduler, runner = make(num_blocks=4, block_size=2, max_model_len=8)
+    scheduler, runner = make(num_blocks=4, block_size=2, max_model_len=8, admission="greedy")
     a = add(scheduler, "a", 3, max_tokens=3, arrival=0)
     b = add(scheduler, "b", 3, max_tokens=5, arrival=1, first_token=100)
     out, _ = step(scheduler, runner)
@@ -92,7 +92,8 @@ def test_fcfs_preempts_the_newest_and_resumes_it_with_its_outputs():
 
 
 def test_priority_policy_preempts_least_important_then_latest():
-    scheduler, runner = make(num_blocks=6, block_size=2, max_model_len=12, policy="priority")
+    scheduler, runner = make(num_blocks=6, block_size=2, max_model_len=12, policy="priority",
+                             admission="greedy")
     add(scheduler, "low-old", 3, max_tokens=6, arrival=0, priority=5, first_token=0)
     add(scheduler, "high", 3, max_tokens=6, arrival=1, priority=0, first_token=10)
     add(scheduler, "low-new", 3, max_tokens=6, arrival=2, priority=5, first_token=20)
