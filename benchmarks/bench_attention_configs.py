@@ -6,6 +6,7 @@ context 1024 with split-KV) for a grid of (TILE_N, num_warps, num_stages) and pr
 median time (CUDA events) and the KV bytes read per second. The current plan is marked.
 
     python benchmarks/bench_attention_configs.py [--json out.json]
+    python benchmarks/bench_attention_configs.py --llama-decode   # T1/T2 decode shapes, splits too
 """
 
 from __future__ import annotations
@@ -158,6 +159,50 @@ def split_sweep() -> dict:
     return results
 
 
+def time_ms_back_to_back(fn, launches=16, reps=10):
+    """Per launch, timed over ``launches`` back-to-back launches (as a step's layers run)."""
+    fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(launches):
+            fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) / launches)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def llama_decode_sweep() -> dict:
+    """Llama-8B decode (T1/T2 shapes), longest first: tile, warps, stages and KV splits, back-to-back launches."""
+    cases = {
+        "T2 b200 ctx U[1024,2048]": dict(num_reqs=200, ctx_lo=1024, ctx_hi=2048),
+        "T1 b256 ctx U[1024,1152]": dict(num_reqs=256, ctx_lo=1024, ctx_hi=1152),
+        "T2 b100 ctx U[1024,2048]": dict(num_reqs=100, ctx_lo=1024, ctx_hi=2048),
+    }
+    results = {}
+    for name, shape in cases.items():
+        q, kv, table, seq_lens, qsl, kv_bytes = make_batch(**shape, heads=32, kv_heads=8, head=128)
+        rows = []
+        for tile_n, warps, stages, splits in itertools.product((64, 128), (2, 4, 8), (2, 3, 4), (1, 2, 4)):
+            key = {"tile_n": tile_n, "warps": warps, "stages": stages, "splits": splits}
+            try:
+                ms = time_ms_back_to_back(launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits, True))
+            except (triton.runtime.errors.OutOfResources, RuntimeError) as exc:
+                rows.append({**key, "error": type(exc).__name__})
+                continue
+            rows.append({**key, "ms": round(ms, 4), "GB_s": round(kv_bytes / ms / 1e6, 1)})
+        ok = sorted((r for r in rows if "ms" in r), key=lambda r: r["ms"])
+        results[name] = {"kv_MB": round(kv_bytes / 1e6, 1), "best": ok[:8],
+                         "current (64, 4, 2, 1)": [r for r in rows if (r["tile_n"], r["warps"], r["stages"],
+                                                                       r["splits"]) == (64, 4, 2, 1)]}
+        print(name, json.dumps(results[name], indent=1), flush=True)
+    return results
+
+
 def main() -> None:
     global FULL
     ap = argparse.ArgumentParser()
@@ -166,8 +211,15 @@ def main() -> None:
     ap.add_argument("--prefill-only", action="store_true")
     ap.add_argument("--decode-only", action="store_true")
     ap.add_argument("--splits-only", action="store_true")
+    ap.add_argument("--llama-decode", action="store_true", help="only the Llama-8B decode sweep")
     args = ap.parse_args()
     FULL = args.full
+    if args.llama_decode:
+        results = llama_decode_sweep()
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+        return
     cases = {
         "T3 decode b256 ctx U[200,1600]": (dict(num_reqs=256, ctx_lo=200, ctx_hi=1600, heads=16, kv_heads=8,
                                                 head=128), [1]),
