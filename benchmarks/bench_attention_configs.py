@@ -182,12 +182,16 @@ def llama_decode_sweep() -> dict:
         "T2 b200 ctx U[1024,2048]": dict(num_reqs=200, ctx_lo=1024, ctx_hi=2048),
         "T1 b256 ctx U[1024,1152]": dict(num_reqs=256, ctx_lo=1024, ctx_hi=1152),
         "T2 b100 ctx U[1024,2048]": dict(num_reqs=100, ctx_lo=1024, ctx_hi=2048),
+        "T3 b256 ctx U[100,2048] (Qwen3 heads)": dict(num_reqs=256, ctx_lo=100, ctx_hi=2048, heads=16),
+        "T3 b128 ctx U[300,1800] (Qwen3 heads)": dict(num_reqs=128, ctx_lo=300, ctx_hi=1800, heads=16),
     }
     results = {}
     for name, shape in cases.items():
-        q, kv, table, seq_lens, qsl, kv_bytes = make_batch(**shape, heads=32, kv_heads=8, head=128)
+        q, kv, table, seq_lens, qsl, kv_bytes = make_batch(**{"heads": 32, **shape}, kv_heads=8, head=128)
         rows = []
-        for tile_n, warps, stages, splits in itertools.product((64, 128), (2, 4, 8), (2, 3, 4), (1, 2, 4)):
+        grid = itertools.product((64, 128), (2, 4, 8), (2, 3, 4), (1, 2, 4)) if FULL else \
+            itertools.product((64, 128), (2, 4), (2, 3, 4), (1,))
+        for tile_n, warps, stages, splits in grid:
             key = {"tile_n": tile_n, "warps": warps, "stages": stages, "splits": splits}
             try:
                 ms = time_ms_back_to_back(launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits, True))

@@ -14,6 +14,7 @@
 #   bash benchmarks/gpu_suite.sh round6b  # T2, T3, then the HF peer on T3 (time-limited)
 #   bash benchmarks/gpu_suite.sh round8a  # the whole CUDA test directory, then T3
 #   bash benchmarks/gpu_suite.sh round8b  # T2 with KV-forecast admission, then with greedy (vLLM's), one call
+#   bash benchmarks/gpu_suite.sh round8c  # decode launch sweep (Llama-8B and Qwen3 heads), T3 with 2 warps/4 stages vs 4/2
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -114,6 +115,13 @@ if [[ $STAGE == round8b ]]; then
         -k "qwen3_06b or no_triton_compile" 2>&1 | tail -5 | tee "$OUT/e2e.txt"
     BENCH_TIMEOUT=215 bench t2 throughput --workload T2 --admission forecast
     BENCH_TIMEOUT=215 bench t2_greedy throughput --workload T2 --admission greedy
+fi
+if [[ $STAGE == round8c ]]; then
+    timeout 200 python3 benchmarks/bench_attention_configs.py --llama-decode --json "$OUT/decode_launch.json" \
+        >"$OUT/decode_launch.log" 2>&1 || { echo "decode sweep failed"; tail -20 "$OUT/decode_launch.log"; }
+    bench t3 throughput --workload T3
+    PLINTH_TRITON_DECODE_LAUNCH=4,2 bench t3_4w2s throughput --workload T3
+    bench t3_again throughput --workload T3
 fi
 echo; cat "$OUT/env.txt"
 python3 benchmarks/bench_table.py "$OUT"

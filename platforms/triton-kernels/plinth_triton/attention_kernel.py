@@ -14,6 +14,8 @@ KV cache: the standard layout ``[2, num_blocks, block_size, num_kv_heads, head_s
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -213,6 +215,24 @@ def _merge_splits_kernel(
              mask=offs_d < HEAD)
 
 
+def _decode_launch() -> tuple[int, int]:
+    """``(num_warps, num_stages)`` of decode launches; ``PLINTH_TRITON_DECODE_LAUNCH="4,2"`` overrides (A/B runs).
+
+    2 warps and 4 stages: Llama-8B decode heads on the H100 read KV at 2,904-2,941 GB/s against
+    2,826-2,884 with 4 warps and 2 stages (batch 200 and 256, back-to-back launches;
+    ``bench_attention_configs.py --llama-decode``, 2026-11-23).
+    """
+    text = os.environ.get("PLINTH_TRITON_DECODE_LAUNCH", "2,4")
+    try:
+        warps, stages = (int(x) for x in text.split(","))
+    except ValueError:
+        raise ValueError(f"PLINTH_TRITON_DECODE_LAUNCH={text!r}: give 'warps,stages', e.g. '4,2'") from None
+    return warps, stages
+
+
+DECODE_WARPS, DECODE_STAGES = _decode_launch()
+
+
 def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dtype) -> tuple[int, int, int]:
     """``(BLOCK_M, BLOCK_Q, TILE_N)`` for a batch: small row tiles for decode, large for prefill.
 
@@ -285,10 +305,9 @@ def paged_attention(
         BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=num_splits,
         WINDOW=int(sliding_window or 0), USE_CAP=bool(logits_soft_cap), IEEE=ieee, ORDERED=ordered,
         SKIP_FRESH=skip_fresh,
-        # 4 warps, 2 stages: best or within 2 % of the best on the H100 for decode (batch 64-256) and
-        # prefill (8 x 1024 Llama-8B heads: 200 TFLOP/s vs 187 with 8 warps / 3 stages; 14 x 560 Qwen3:
-        # 123 vs 102); benchmarks/bench_attention_configs.py
-        num_warps=4, num_stages=2,
+        # prefill and mixed: 4 warps, 2 stages (8 x 1024 Llama-8B heads: 200 TFLOP/s vs 187 with 8 warps /
+        # 3 stages; 14 x 560 Qwen3: 123 vs 102); decode: _decode_launch; benchmarks/bench_attention_configs.py
+        num_warps=DECODE_WARPS if max_query_len == 1 else 4, num_stages=DECODE_STAGES if max_query_len == 1 else 2,
     )
     if num_splits > 1:
         _merge_splits_kernel[(num_tokens, num_heads)](
