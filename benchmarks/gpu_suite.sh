@@ -14,6 +14,7 @@
 #   bash benchmarks/gpu_suite.sh round6b  # T2, T3, then the HF peer on T3 (time-limited)
 #   bash benchmarks/gpu_suite.sh round8a  # the whole CUDA test directory, then T3
 #   bash benchmarks/gpu_suite.sh round8b  # T2 with KV-forecast admission, then with greedy (vLLM's), one call
+#   bash benchmarks/gpu_suite.sh round8d  # T2 with 128-token decode tiles (group >= 4) vs 64-token, then T1
 #   bash benchmarks/gpu_suite.sh round8c  # decode launch sweep (Llama-8B and Qwen3 heads), T3 with 2 warps/4 stages vs 4/2
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -122,6 +123,11 @@ if [[ $STAGE == round8c ]]; then
     bench t3 throughput --workload T3
     PLINTH_TRITON_DECODE_LAUNCH=4,2 bench t3_4w2s throughput --workload T3
     bench t3_again throughput --workload T3
+fi
+if [[ $STAGE == round8d ]]; then
+    BENCH_TIMEOUT=215 bench t2 throughput --workload T2
+    PLINTH_TRITON_DECODE_LAUNCH=64,4,2 BENCH_TIMEOUT=215 bench t2_tile64 throughput --workload T2
+    BENCH_TIMEOUT=120 bench t1 throughput --workload T1
 fi
 echo; cat "$OUT/env.txt"
 python3 benchmarks/bench_table.py "$OUT"

@@ -215,30 +215,43 @@ def _merge_splits_kernel(
              mask=offs_d < HEAD)
 
 
-def _decode_launch() -> tuple[int, int]:
-    """``(num_warps, num_stages)`` of decode launches; ``PLINTH_TRITON_DECODE_LAUNCH="4,2"`` overrides (A/B runs).
-
-    2 warps and 4 stages: Llama-8B decode heads on the H100 read KV at 2,904-2,941 GB/s against
-    2,826-2,884 with 4 warps and 2 stages (batch 200 and 256, back-to-back launches;
-    ``bench_attention_configs.py --llama-decode``, 2026-11-23).
-    """
-    text = os.environ.get("PLINTH_TRITON_DECODE_LAUNCH", "2,4")
+def _launch_override() -> tuple[int, int, int] | None:
+    """``PLINTH_TRITON_DECODE_LAUNCH="tile,warps,stages"`` replaces the decode launch plan (A/B runs)."""
+    text = os.environ.get("PLINTH_TRITON_DECODE_LAUNCH")
+    if not text:
+        return None
     try:
-        warps, stages = (int(x) for x in text.split(","))
+        tile_n, warps, stages = (int(x) for x in text.split(","))
     except ValueError:
-        raise ValueError(f"PLINTH_TRITON_DECODE_LAUNCH={text!r}: give 'warps,stages', e.g. '4,2'") from None
-    return warps, stages
+        raise ValueError(f"PLINTH_TRITON_DECODE_LAUNCH={text!r}: give 'tile,warps,stages', e.g. '64,4,2'") from None
+    return tile_n, warps, stages
 
 
-DECODE_WARPS, DECODE_STAGES = _decode_launch()
+_DECODE_OVERRIDE = _launch_override()
+
+
+def decode_launch(group: int, head_size: int, dtype: torch.dtype) -> tuple[int, int, int]:
+    """``(TILE_N, num_warps, num_stages)`` of a decode launch (one query per request).
+
+    Four or more query heads per KV head (Llama-8B: 4) stream 128-token tiles through 4 stages: at
+    batch 200 with contexts U[1024, 2048] the H100 read KV at 2,938 GB/s against 2,828 with 64-token
+    tiles, 2 stages (within 1 % at batch 100-256 with contexts near 1,100). Fewer (Qwen3-0.6B: 2) keep
+    64-token tiles, 2 stages: best at batch 128-256. ``bench_attention_configs.py --llama-decode``,
+    two device calls, 2026-11-23.
+    """
+    if _DECODE_OVERRIDE is not None:
+        return _DECODE_OVERRIDE
+    if group >= 4 and head_size <= 128 and dtype != torch.float32:
+        return 128, 4, 4
+    return (32 if (head_size > 128 or dtype == torch.float32) else 64), 4, 2
 
 
 def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dtype) -> tuple[int, int, int]:
     """``(BLOCK_M, BLOCK_Q, TILE_N)`` for a batch: small row tiles for decode, large for prefill.
 
-    Decode streams 64-token KV tiles. With programs started longest request first (``order``),
-    T3 measured 19,829 out tok/s with 64-token tiles against 19,494 with 128-token tiles for
-    batches of 128+ and 19,547 for 64+ (H100, one device call, 2026-11-23).
+    Decode takes its KV tile from ``decode_launch``. With programs started longest request first
+    (``order``), T3 measured 19,829 out tok/s with 64-token tiles against 19,494 with 128-token
+    tiles for batches of 128+ and 19,547 for 64+ (H100, one device call, 2026-11-23).
     """
     group_p2 = triton.next_power_of_2(group)
     if max_query_len == 1:
@@ -247,7 +260,10 @@ def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dty
         block_m = max(32, group_p2)
     else:
         block_m = max(64 if max_query_len <= 64 else 128, group_p2)
-    tile_n = 32 if (head_size > 128 or dtype == torch.float32) else 64
+    if max_query_len == 1:
+        tile_n = decode_launch(group, head_size, dtype)[0]
+    else:
+        tile_n = 32 if (head_size > 128 or dtype == torch.float32) else 64
     return block_m, max(1, block_m // group), tile_n
 
 
@@ -272,6 +288,7 @@ def paged_attention(
     group = num_heads // num_kv_heads
     num_splits = num_splits if max_query_len == 1 else 1
     block_m, block_q, tile_n = plan_blocks(group, head_size, max_query_len, query.dtype)
+    warps, stages = decode_launch(group, head_size, query.dtype)[1:] if max_query_len == 1 else (4, 2)
     head_p2 = triton.next_power_of_2(head_size)
     k_cache, v_cache = kv_cache[0], kv_cache[1]
     if query.stride(2) != 1 or out.stride(2) != 1 or k_cache.stride(3) != 1:
@@ -306,8 +323,8 @@ def paged_attention(
         WINDOW=int(sliding_window or 0), USE_CAP=bool(logits_soft_cap), IEEE=ieee, ORDERED=ordered,
         SKIP_FRESH=skip_fresh,
         # prefill and mixed: 4 warps, 2 stages (8 x 1024 Llama-8B heads: 200 TFLOP/s vs 187 with 8 warps /
-        # 3 stages; 14 x 560 Qwen3: 123 vs 102); decode: _decode_launch; benchmarks/bench_attention_configs.py
-        num_warps=DECODE_WARPS if max_query_len == 1 else 4, num_stages=DECODE_STAGES if max_query_len == 1 else 2,
+        # 3 stages; 14 x 560 Qwen3: 123 vs 102); decode: decode_launch; benchmarks/bench_attention_configs.py
+        num_warps=warps, num_stages=stages,
     )
     if num_splits > 1:
         _merge_splits_kernel[(num_tokens, num_heads)](

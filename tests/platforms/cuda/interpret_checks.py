@@ -44,6 +44,10 @@ def main() -> None:
                     dtype=torch.float32, device=cpu)
     check_attention([(150, 1), (33, 1)], group=4, head_size=24, block_size=16, dtype=torch.float32,
                     device=cpu, num_splits=2, pad_tokens=1)
+    # half-precision decode with 4 query heads per KV head: the 128-token-tile plan (decode_launch), full
+    # tiles and a tail (fp16: the interpreter's numpy has no bfloat16)
+    check_attention([(300, 1), (127, 1), (5, 1), (256, 1)], group=4, head_size=32, block_size=16,
+                    dtype=torch.float16, device=cpu, ordered=True, pad_reqs=1)
     # queries right at and around a tile boundary (an off-by-one in the unmasked range shows here)
     check_attention([(30, 1), (31, 1), (62, 1), (63, 1), (15, 17), (31, 33)], group=2, head_size=32,
                     block_size=16, dtype=torch.float32, device=cpu)
