@@ -24,7 +24,7 @@ def _generate(path, prompts, **kw):
     from plinth import LLM, SamplingParams
 
     llm = LLM(str(path), device="cuda", dtype="float32", skip_tokenizer_init=True, max_model_len=256,
-              gpu_memory_utilization=0.3, **kw)
+              kv_cache_memory_bytes=1 << 30, **kw)  # fixed: other test workers share the GPU
     outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=STEPS, ignore_eos=True))
     return llm, [o.outputs[0].token_ids for o in outs]
 
@@ -97,7 +97,7 @@ def test_no_triton_compile_after_start_up(tmp_path, enforce_eager):
                norm._rms_norm_kernel, kv_write._write_kv_kernel, activation._silu_and_mul_kernel]
     path = save_tiny_model("qwen3", tmp_path)
     llm = LLM(str(path), device="cuda", dtype="bfloat16", skip_tokenizer_init=True, max_model_len=256,
-              gpu_memory_utilization=0.3, max_num_seqs=32, max_num_batched_tokens=512,
+              kv_cache_memory_bytes=1 << 30, max_num_seqs=32, max_num_batched_tokens=512,
               enforce_eager=enforce_eager)
     before = [_compiled_variants(k) for k in kernels]
     for n, seed in ((1, 1), (3, 2), (17, 3), (30, 4)):
