@@ -16,6 +16,7 @@
 #   bash benchmarks/gpu_suite.sh round8b  # T2 with KV-forecast admission, then with greedy (vLLM's), one call
 #   bash benchmarks/gpu_suite.sh round8d  # T2 with 128-token decode tiles (group >= 4) vs 64-token, then T1
 #   bash benchmarks/gpu_suite.sh verify   # the whole CUDA test directory (8 workers), then the conformance kit
+#   bash benchmarks/gpu_suite.sh round8e  # L1 with the decode plan vs 64-token tiles, then T3
 #   bash benchmarks/gpu_suite.sh round8c  # decode launch sweep (Llama-8B and Qwen3 heads), T3 with 2 warps/4 stages vs 4/2
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -130,6 +131,11 @@ if [[ $STAGE == verify ]]; then
         2>&1 | tail -15 | tee "$OUT/cuda_tests.txt"
     timeout 110 python3 -m pytest --pyargs plinth.testing.conformance -q -n 8 -p no:cacheprovider \
         --plinth-platform=cuda 2>&1 | tail -5 | tee "$OUT/conformance.txt"
+fi
+if [[ $STAGE == round8e ]]; then
+    bench l1 latency --workload L1
+    PLINTH_TRITON_DECODE_LAUNCH=64,4,2 bench l1_tile64 latency --workload L1
+    bench t3 throughput --workload T3
 fi
 if [[ $STAGE == round8d ]]; then
     BENCH_TIMEOUT=215 bench t2 throughput --workload T2
