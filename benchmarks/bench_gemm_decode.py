@@ -8,6 +8,7 @@ Each timing is a CUDA graph of 24 launches cycling over 4 copies of the weight (
 weight from L2, no host launch gaps), divided by 24. Every plan is checked against ``F.linear``.
 
     python benchmarks/bench_gemm_decode.py [--batches 256 128] [--json out.json]
+    python benchmarks/bench_gemm_decode.py --blas-only --batches 64 128 200 256   # cuBLAS vs cuBLASLt
 """
 
 from __future__ import annotations
@@ -152,12 +153,39 @@ def measure_shape(m: int, n: int, k: int) -> dict:
             "errors": [r for r in rows if "error" in r][:3]}
 
 
+def blas_libraries(batches) -> dict:
+    """Per decode step (32 layers of the four linears): torch's default BLAS against cuBLASLt preferred."""
+    results = {}
+    for library in ("default", "cublaslt", "cublas"):
+        if library != "default":
+            torch.backends.cuda.preferred_blas_library(library)
+        for m in batches:
+            x = torch.randn(m, 4096, dtype=torch.bfloat16, device="cuda")
+            total = 0.0
+            for name, (n, k) in LLAMA_LINEARS.items():
+                weights = [torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02 for _ in range(COPIES)]
+                xk = x if k == 4096 else torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
+                total += graph_us(lambda i, xk=xk, weights=weights: F.linear(xk, weights[i % COPIES])) * 32 / 1e3
+            results[f"{library} M={m}"] = round(total, 3)
+            print(f"{library:9s} M={m}: linears per decode step {total:.3f} ms "
+                  f"(weights at 3.0 TB/s: {sum(n * k for n, k in LLAMA_LINEARS.values()) * 64 / 3e12 * 1e3:.3f} ms)",
+                  flush=True)
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, nargs="+", default=[256, 128])
+    ap.add_argument("--blas-only", action="store_true", help="only torch's BLAS libraries, per decode step")
     ap.add_argument("--json")
     args = ap.parse_args()
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, flush=True)
+    if args.blas_only:
+        results = blas_libraries(args.batches)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+        return
     results, step = {}, {}
     for m in args.batches:
         step[m] = {"cublas_ms": 0.0, "best_of_both_ms": 0.0, "best": {}}
