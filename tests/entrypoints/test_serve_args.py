@@ -24,3 +24,22 @@ def test_serve_passes_quantization(monkeypatch):
     result = CliRunner().invoke(app, ["serve", "--quantization", "int8_weight_only", "--port", "0"])
     assert result.exit_code == 0, result.output
     assert seen["args"].engine_args().quantization == "int8_weight_only"
+
+
+def test_serve_passes_admission(monkeypatch):
+    seen = {}
+
+    def fake_serve(args):
+        seen["args"] = args
+        return 0
+
+    monkeypatch.setattr("plinth_serve.server.launcher.serve", fake_serve)
+    result = CliRunner().invoke(app, ["serve", "--admission", "greedy", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert seen["args"].engine_args().admission == "greedy"
+    assert ServerArgs().engine_args().admission == "forecast"
+
+
+def test_bench_rejects_an_unknown_admission():
+    result = CliRunner().invoke(app, ["bench", "throughput", "--admission", "lifo"])
+    assert result.exit_code != 0 and "forecast" in result.output

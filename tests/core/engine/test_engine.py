@@ -60,6 +60,8 @@ def test_validation_errors_say_what_to_do():
         make_engine(num_blocks=8, max_num_batched_tokens=8, enable_chunked_prefill=False)
     with pytest.raises(ConfigError, match="policy"):
         make_engine(policy="lifo")
+    with pytest.raises(ConfigError, match="'forecast' or 'greedy'"):
+        make_engine(admission="eager")
     with pytest.raises(ValueError, match="finish reason"):
         engine.finish_requests(["r"], "done")
 
