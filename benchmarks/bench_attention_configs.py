@@ -176,6 +176,27 @@ def time_ms_back_to_back(fn, launches=16, reps=10):
     return times[len(times) // 2]
 
 
+def decode_rows(batch, grid, timer) -> list[dict]:
+    """Time each ``(tile_n, warps, stages, splits, ordered)`` of ``grid`` on one decode batch; KV GB/s."""
+    q, kv, table, seq_lens, qsl, kv_bytes = batch
+    rows = []
+    for tile_n, warps, stages, splits, ordered in grid:
+        key = {"tile_n": tile_n, "warps": warps, "stages": stages, "splits": splits, "ordered": ordered}
+        try:
+            ms = timer(launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits, ordered))
+        except (triton.runtime.errors.OutOfResources, RuntimeError) as exc:
+            rows.append({**key, "error": type(exc).__name__})
+            continue
+        rows.append({**key, "ms": round(ms, 4), "GB_s": round(kv_bytes / ms / 1e6, 1)})
+    return rows
+
+
+def summary(rows, kv_bytes, reference_name, is_reference) -> dict:
+    ok = sorted((r for r in rows if "ms" in r), key=lambda r: r["ms"])
+    return {"kv_MB": round(kv_bytes / 1e6, 1), "best": ok[:8],
+            reference_name: [r for r in rows if "ms" in r and is_reference(r)]}
+
+
 def llama_decode_sweep() -> dict:
     """Llama-8B decode (T1/T2 shapes), longest first: tile, warps, stages and KV splits, back-to-back launches."""
     cases = {
@@ -187,22 +208,12 @@ def llama_decode_sweep() -> dict:
     }
     results = {}
     for name, shape in cases.items():
-        q, kv, table, seq_lens, qsl, kv_bytes = make_batch(**{"heads": 32, **shape}, kv_heads=8, head=128)
-        rows = []
-        grid = itertools.product((64, 128), (2, 4, 8), (2, 3, 4), (1, 2, 4)) if FULL else \
-            itertools.product((64, 128), (2, 4), (2, 3, 4), (1,))
-        for tile_n, warps, stages, splits in grid:
-            key = {"tile_n": tile_n, "warps": warps, "stages": stages, "splits": splits}
-            try:
-                ms = time_ms_back_to_back(launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits, True))
-            except (triton.runtime.errors.OutOfResources, RuntimeError) as exc:
-                rows.append({**key, "error": type(exc).__name__})
-                continue
-            rows.append({**key, "ms": round(ms, 4), "GB_s": round(kv_bytes / ms / 1e6, 1)})
-        ok = sorted((r for r in rows if "ms" in r), key=lambda r: r["ms"])
-        results[name] = {"kv_MB": round(kv_bytes / 1e6, 1), "best": ok[:8],
-                         "current (64, 4, 2, 1)": [r for r in rows if (r["tile_n"], r["warps"], r["stages"],
-                                                                       r["splits"]) == (64, 4, 2, 1)]}
+        batch = make_batch(**{"heads": 32, **shape}, kv_heads=8, head=128)
+        grid = itertools.product((64, 128), (2, 4, 8), (2, 3, 4), (1, 2, 4), (True,)) if FULL else \
+            itertools.product((64, 128), (2, 4), (2, 3, 4), (1,), (True,))
+        rows = decode_rows(batch, grid, time_ms_back_to_back)
+        results[name] = summary(rows, batch[-1], "current (64, 4, 2, 1)",
+                                lambda r: (r["tile_n"], r["warps"], r["stages"], r["splits"]) == (64, 4, 2, 1))
         print(name, json.dumps(results[name], indent=1), flush=True)
     return results
 
@@ -246,22 +257,13 @@ def main() -> None:
     if args.prefill_only:
         cases = {}
     for name, (shape, split_options) in cases.items():
-        q, kv, table, seq_lens, qsl, kv_bytes = make_batch(**shape)
-        rows = []
+        batch = make_batch(**shape)
         grid = itertools.product((32, 64, 128), (2, 4, 8), (2, 3, 4), split_options, (False, True)) if FULL else \
             itertools.product((64, 128), (4,), (2, 3), split_options, (False, True))
-        for tile_n, warps, stages, splits, ordered in grid:
-            key = {"tile_n": tile_n, "warps": warps, "stages": stages, "splits": splits, "ordered": ordered}
-            try:
-                ms = time_ms(launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits, ordered))
-            except (triton.runtime.errors.OutOfResources, RuntimeError) as exc:
-                rows.append({**key, "error": type(exc).__name__})
-                continue
-            rows.append({**key, "ms": round(ms, 4), "GB_s": round(kv_bytes / ms / 1e6, 1)})
-        ok = sorted((r for r in rows if "ms" in r), key=lambda r: r["ms"])
-        results[name] = {"kv_MB": round(kv_bytes / 1e6, 1), "best": ok[:8],
-                         "round4 plan (unordered)": [r for r in rows if r["warps"] == 4 and r["stages"] == 2
-                                                     and not r["ordered"] and r["splits"] == 1]}
+        rows = decode_rows(batch, grid, time_ms)
+        results[name] = summary(rows, batch[-1], "round4 plan (unordered)",
+                                lambda r: r["warps"] == 4 and r["stages"] == 2 and not r["ordered"]
+                                and r["splits"] == 1)
         print(name, json.dumps(results[name], indent=1), flush=True)
     if args.json:
         with open(args.json, "w") as f:

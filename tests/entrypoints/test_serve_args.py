@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from plinth_serve.cli import app
@@ -13,7 +14,9 @@ def test_quantization_reaches_the_engine_args():
     assert ServerArgs().engine_args().quantization is None
 
 
-def test_serve_passes_quantization(monkeypatch):
+@pytest.fixture
+def served(monkeypatch):
+    """Runs `plinth serve ARGS` without a server; returns the ServerArgs it would have served with."""
     seen = {}
 
     def fake_serve(args):
@@ -21,22 +24,21 @@ def test_serve_passes_quantization(monkeypatch):
         return 0
 
     monkeypatch.setattr("plinth_serve.server.launcher.serve", fake_serve)
-    result = CliRunner().invoke(app, ["serve", "--quantization", "int8_weight_only", "--port", "0"])
-    assert result.exit_code == 0, result.output
-    assert seen["args"].engine_args().quantization == "int8_weight_only"
+
+    def run(*argv):
+        result = CliRunner().invoke(app, ["serve", *argv, "--port", "0"])
+        assert result.exit_code == 0, result.output
+        return seen["args"]
+
+    return run
 
 
-def test_serve_passes_admission(monkeypatch):
-    seen = {}
+def test_serve_passes_quantization(served):
+    assert served("--quantization", "int8_weight_only").engine_args().quantization == "int8_weight_only"
 
-    def fake_serve(args):
-        seen["args"] = args
-        return 0
 
-    monkeypatch.setattr("plinth_serve.server.launcher.serve", fake_serve)
-    result = CliRunner().invoke(app, ["serve", "--admission", "greedy", "--port", "0"])
-    assert result.exit_code == 0, result.output
-    assert seen["args"].engine_args().admission == "greedy"
+def test_serve_passes_admission(served):
+    assert served("--admission", "greedy").engine_args().admission == "greedy"
     assert ServerArgs().engine_args().admission == "forecast"
 
 
