@@ -66,17 +66,19 @@ def launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits, ordered=F
     return run
 
 
-def time_ms(fn, reps=30):
+def time_ms(fn, reps=30, launches=1):
+    """Median milliseconds per launch, each timing over ``launches`` back-to-back launches."""
     fn()
     torch.cuda.synchronize()
     times = []
     for _ in range(reps):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
-        fn()
+        for _ in range(launches):
+            fn()
         b.record()
         b.synchronize()
-        times.append(a.elapsed_time(b))
+        times.append(a.elapsed_time(b) / launches)
     times.sort()
     return times[len(times) // 2]
 
@@ -159,21 +161,9 @@ def split_sweep() -> dict:
     return results
 
 
-def time_ms_back_to_back(fn, launches=16, reps=10):
-    """Per launch, timed over ``launches`` back-to-back launches (as a step's layers run)."""
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(launches):
-            fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) / launches)
-    times.sort()
-    return times[len(times) // 2]
+def time_ms_back_to_back(fn):
+    """Per launch over 16 back-to-back launches (as a step's layers run them)."""
+    return time_ms(fn, reps=10, launches=16)
 
 
 def decode_rows(batch, grid, timer) -> list[dict]:
