@@ -1,0 +1,31 @@
+"""The decode launch override: a malformed PLINTH_TRITON_DECODE_LAUNCH is refused with what to give."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+
+
+def _import_with(value: str) -> subprocess.CompletedProcess:
+    paths = [str(ROOT / "core"), str(ROOT / "platforms" / "triton-kernels"), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), "PLINTH_TRITON_DECODE_LAUNCH": value}
+    code = "from plinth_triton.attention_kernel import decode_launch; import torch; " \
+           "print(decode_launch(4, 128, torch.bfloat16))"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_override_replaces_the_plan_and_bad_values_are_refused():
+    done = _import_with("64,2,3")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "(64, 2, 3)"
+    bad = _import_with("64,four")
+    assert bad.returncode != 0 and "give 'tile,warps,stages'" in bad.stderr
