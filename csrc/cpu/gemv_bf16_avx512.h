@@ -17,6 +17,18 @@ PLINTH_BF16_TARGET static inline void gemv_store16(bf16* out, __m512 v, const bf
   _mm256_mask_storeu_epi16(out, mask, _mm512_cvtepi32_epi16(r));
 }
 
+// A tile's MR x NB accumulators (16 outputs each, from column n0) into MR rows of `out` (+ bias); the
+// blocks past N are skipped and the last one is masked
+template <int MR, int NB>
+PLINTH_BF16_TARGET static inline void gemv_store_tile(bf16* out, int64_t os, __m512 (&acc)[MR][NB], int64_t n0,
+                                                      int64_t N, const bf16* bias) {
+  for (int b = 0; b < NB; ++b) {
+    const int64_t n = n0 + b * 16, count = std::min<int64_t>(16, N - n);
+    if (count <= 0) break;
+    for (int m = 0; m < MR; ++m) gemv_store16(out + m * os + n, acc[m][b], bias ? bias + n : nullptr, count);
+  }
+}
+
 template <int MR, int NB>
 PLINTH_BF16_TARGET static void gemv_tile_bf16(bf16* out, int64_t os, const uint32_t* xp, int64_t P,
                                               const uint32_t* w, int64_t n0, int64_t N, const bf16* bias) {
@@ -32,11 +44,7 @@ PLINTH_BF16_TARGET static void gemv_tile_bf16(bf16* out, int64_t os, const uint3
       for (int b = 0; b < NB; ++b) acc[m][b] = _mm512_dpbf16_ps(acc[m][b], xv, wv[b]);
     }
   }
-  for (int b = 0; b < NB; ++b) {
-    const int64_t n = n0 + b * kGemvBlock, count = std::min<int64_t>(kGemvBlock, N - n);
-    if (count <= 0) break;
-    for (int m = 0; m < MR; ++m) gemv_store16(out + m * os + n, acc[m][b], bias ? bias + n : nullptr, count);
-  }
+  gemv_store_tile(out, os, acc, n0, N, bias);
 }
 
 template <int NB>

@@ -9,6 +9,8 @@
 // Larger M dequantizes a tile of blocks into the gemv_bf16 layout (bf16-rounded like the reference)
 // in a per-thread scratch and runs gemv_bf16's register-blocked tiles over all M rows.
 
+static_assert(kGgBlock == 16, "gemv_store_tile stores 16 outputs a block");
+
 // M below these: the direct kernels; from there on the dequantizing path (measured crossovers on the
 // 2-core EPYC, SmolLM2 shapes: Q4 direct 160 vs 163 us at M = 32, 1276 vs 1020 at 256; Q8 108 vs 60 at 8)
 constexpr int64_t kGgDirectRowsQ4 = 48;
@@ -60,11 +62,7 @@ PLINTH_BF16_TARGET static void gg_q4_tile_bf16(bf16* out, int64_t os, const uint
       }
     }
   }
-  for (int b = 0; b < NB; ++b) {
-    const int64_t n = n0 + b * kGgBlock, count = std::min<int64_t>(kGgBlock, N - n);
-    if (count <= 0) break;
-    for (int m = 0; m < MR; ++m) gemv_store16(out + m * os + n, acc[m][b], bias ? bias + n : nullptr, count);
-  }
+  gemv_store_tile(out, os, acc, n0, N, bias);
 }
 
 // Runs tile(std::integral_constant<int, MR>{}, std::integral_constant<int, CH>{}, m) over M rows: MR = 6
@@ -153,11 +151,7 @@ PLINTH_BF16_TARGET static void gg_q8_tile_bf16(bf16* out, int64_t os, const floa
       }
     }
   }
-  for (int b = 0; b < NB; ++b) {
-    const int64_t n = n0 + b * kGgBlock, count = std::min<int64_t>(kGgBlock, N - n);
-    if (count <= 0) break;
-    for (int m = 0; m < MR; ++m) gemv_store16(out + m * os + n, acc[m][b], bias ? bias + n : nullptr, count);
-  }
+  gemv_store_tile(out, os, acc, n0, N, bias);
 }
 
 template <int NB>
