@@ -60,6 +60,16 @@ def flat_rows(x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return (rows if rows.stride(-1) == 1 else rows.contiguous()), torch.empty((*x.shape[:-1], n), dtype=x.dtype)
 
 
+def run_rows(x: torch.Tensor, n: int, bias: torch.Tensor | None, launch) -> torch.Tensor:
+    """``x @ W.T (+ bias)`` through a csrc linear kernel: ``launch(out_ptr, x_ptr, bias_ptr, M, x_row_stride)``
+    runs it on ``flat_rows(x, n)``; no launch for zero rows."""
+    x2, out = flat_rows(x, n)
+    if x2.shape[0]:
+        bias = None if bias is None else bias.contiguous()
+        launch(out.data_ptr(), x2.data_ptr(), 0 if bias is None else bias.data_ptr(), x2.shape[0], x2.stride(0))
+    return out
+
+
 def native_bf16(module: Any) -> bool:
     """Whether ``module``'s active ISA path runs ``gemv_bf16`` on native bf16 dot products
     (elsewhere its fp32 loops lose to oneDNN beyond M=1, so oneDNN packing stays)."""
@@ -87,10 +97,6 @@ class GemvBf16Linear(LinearMethod):
         n, k = prepared.out_features, prepared.in_features
         if x.dtype != torch.bfloat16 or x.shape[-1] != k or (bias is not None and bias.dtype != torch.bfloat16):
             return F.linear(x, unpack_pairs(prepared).to(x.dtype), bias)
-        x2, out = flat_rows(x, n)
-        if x2.shape[0]:
-            bias = None if bias is None else bias.contiguous()
-            self.C.gemv_bf16(out.data_ptr(), x2.data_ptr(), prepared.packed.data_ptr(),
-                             0 if bias is None else bias.data_ptr(), x2.shape[0], n, k, x2.stride(0), n,
-                             torch.get_num_threads())
-        return out
+        w = prepared.packed.data_ptr()
+        return run_rows(x, n, bias, lambda out, x2, b, m, stride: self.C.gemv_bf16(
+            out, x2, w, b, m, n, k, stride, n, torch.get_num_threads()))

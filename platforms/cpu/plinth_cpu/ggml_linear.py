@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from plinth.model.ggml_tensor import GGMLTensor
 from plinth.platform.linear_method import UNQUANTIZED, LinearMethod
-from plinth_cpu.gemv import flat_rows
+from plinth_cpu.gemv import run_rows
 from plinth_cpu.kernels import DTYPE_CODES
 from plinth_cpu.weight_arena import WeightArena
 
@@ -147,10 +147,6 @@ class GGMLLinear(LinearMethod):
         code = DTYPE_CODES.get(x.dtype)
         if code is None or x.shape[-1] != k or (bias is not None and bias.dtype != x.dtype):
             return F.linear(x, dequantize_packed(prepared).to(x.dtype), bias)
-        x2, out = flat_rows(x, n)
-        if x2.shape[0]:
-            bias = None if bias is None else bias.contiguous()
-            self.C.ggml_linear(out.data_ptr(), x2.data_ptr(), prepared.packed.data_ptr(),
-                               0 if bias is None else bias.data_ptr(), x2.shape[0], n, k, x2.stride(0), n,
-                               TYPE_CODES[prepared.type_name], code, torch.get_num_threads())
-        return out
+        w, kind = prepared.packed.data_ptr(), TYPE_CODES[prepared.type_name]
+        return run_rows(x, n, bias, lambda out, x2, b, m, stride: self.C.ggml_linear(
+            out, x2, w, b, m, n, k, stride, n, kind, code, torch.get_num_threads()))
