@@ -90,8 +90,7 @@ class AdmissionPlan:
         self.rows = rows
         self.free_blocks = free_blocks
         self.block_size = block_size
-        self._worst = sum(-(-(tokens + steps) // block_size) - held  # the need if nothing ever ended
-                          for steps, tokens, held, _ in rows)
+        self._worst = sum(map(self._final_need, rows))  # the need if nothing ever ended
 
     def _final_need(self, row: tuple[int, int, int, int]) -> int:
         steps, tokens, held, _ = row
