@@ -7,20 +7,23 @@ median time (CUDA events) and the KV bytes read per second. The current plan is 
 
     python benchmarks/bench_attention_configs.py [--json out.json]
     python benchmarks/bench_attention_configs.py --llama-decode   # T1/T2 decode shapes, splits too
+    python benchmarks/bench_attention_configs.py --layouts        # KV layout x block size, and the read ceiling
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 
 import torch
 import triton
+import triton.language as tl
 from plinth_triton.attention_kernel import _merge_splits_kernel, _paged_attention_kernel, plan_blocks
 
 
-def make_batch(num_reqs, ctx_lo, ctx_hi, heads, kv_heads, head, block_size=16, seed=0):
+def make_batch(num_reqs, ctx_lo, ctx_hi, heads, kv_heads, head, block_size=16, seed=0, heads_major=False):
     g = torch.Generator().manual_seed(seed)
     ctx = torch.randint(ctx_lo, ctx_hi + 1, (num_reqs,), generator=g)
     blocks_per = (ctx + block_size - 1) // block_size
@@ -31,7 +34,11 @@ def make_batch(num_reqs, ctx_lo, ctx_hi, heads, kv_heads, head, block_size=16, s
     for i, n in enumerate(blocks_per.tolist()):
         table[i, :n] = perm[at: at + n]
         at += n
-    kv = torch.randn(2, total_blocks, block_size, kv_heads, head, dtype=torch.bfloat16, device="cuda")
+    if heads_major:  # [2, blocks, kv_heads, block_size, head] in memory, seen in the standard index order
+        kv = torch.randn(2, total_blocks, kv_heads, block_size, head, dtype=torch.bfloat16,
+                         device="cuda").transpose(2, 3)
+    else:
+        kv = torch.randn(2, total_blocks, block_size, kv_heads, head, dtype=torch.bfloat16, device="cuda")
     q = torch.randn(num_reqs, heads, head, dtype=torch.bfloat16, device="cuda")
     qsl = torch.arange(num_reqs + 1, dtype=torch.int32, device="cuda")
     return q, kv, table.cuda(), ctx.to(torch.int32).cuda(), qsl, int(ctx.sum()) * kv_heads * head * 2 * 2
@@ -58,7 +65,7 @@ def launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, splits, ordered=F
             q.stride(0), q.stride(1), out.stride(0), out.stride(1), k.stride(0), k.stride(1), k.stride(2),
             table.stride(0), NUM_HEADS=heads, BLOCK_SIZE=kv.shape[2], GROUP=group, HEAD=head, HEAD_P2=head,
             BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=splits, WINDOW=0, USE_CAP=False,
-            IEEE=False, ORDERED=ordered, SKIP_FRESH=False, num_warps=warps, num_stages=stages)
+            IEEE=False, ORDERED=ordered, SKIP_FRESH=False, SKIP_DECODE=False, num_warps=warps, num_stages=stages)
         if splits > 1:
             _merge_splits_kernel[(num_tokens, heads)](out, part, ml, qsl, num_tokens, num_tokens, out.stride(0),
                                                       out.stride(1), NUM_HEADS=heads, HEAD=head, HEAD_P2=head,
@@ -116,7 +123,7 @@ def launch_prefill(q, kv, table, seq_lens, qsl, block_m, tile_n, warps, stages):
             q.stride(0), q.stride(1), out.stride(0), out.stride(1), k.stride(0), k.stride(1), k.stride(2),
             table.stride(0), NUM_HEADS=heads, BLOCK_SIZE=kv.shape[2], GROUP=group, HEAD=head, HEAD_P2=head,
             BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=1, WINDOW=0, USE_CAP=False,
-            IEEE=False, ORDERED=False, SKIP_FRESH=False, num_warps=warps, num_stages=stages)
+            IEEE=False, ORDERED=False, SKIP_FRESH=False, SKIP_DECODE=False, num_warps=warps, num_stages=stages)
     return run
 
 
@@ -208,6 +215,58 @@ def llama_decode_sweep() -> dict:
     return results
 
 
+@triton.jit
+def _read_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    pid = tl.program_id(0)
+    acc = tl.zeros([BLOCK], tl.float32)
+    for start in range(pid * BLOCK, n, tl.num_programs(0) * BLOCK):
+        acc += tl.load(x_ptr + start + tl.arange(0, BLOCK), mask=start + tl.arange(0, BLOCK) < n).to(tl.float32)
+    tl.store(out_ptr + pid, tl.sum(acc, 0))
+
+
+def read_ceiling() -> dict:
+    """GB/s of a plain streaming read of 4 GB (Triton, grid-stride) and of ``torch.sum``: the bar for KV reads."""
+    x = torch.randn(2 * 1024 ** 3, dtype=torch.bfloat16, device="cuda")
+    nbytes = x.numel() * 2
+    rows = []
+    for block, warps, programs in itertools.product((2048, 4096, 8192), (4, 8), (132 * 4, 132 * 8, 132 * 16)):
+        out = torch.empty(programs, dtype=torch.float32, device="cuda")
+        ms = time_ms(functools.partial(_read_kernel[(programs,)], x, out, x.numel(), BLOCK=block, num_warps=warps),
+                     reps=10)
+        rows.append({"block": block, "warps": warps, "programs": programs, "GB_s": round(nbytes / ms / 1e6, 1)})
+    rows.sort(key=lambda r: -r["GB_s"])
+    torch_ms = time_ms(lambda: x.sum(dtype=torch.float32), reps=10)
+    result = {"triton_best": rows[:4], "torch_sum_GB_s": round(nbytes / torch_ms / 1e6, 1)}
+    print("read ceiling", json.dumps(result), flush=True)
+    return result
+
+
+def layout_sweep() -> dict:
+    """Decode KV bandwidth by cache layout (token-major NHD, the standard; heads-major HND) and block size,
+    a few launch plans each, longest first, back-to-back launches."""
+    cases = {
+        "T2 b200 ctx U[1024,2048]": dict(num_reqs=200, ctx_lo=1024, ctx_hi=2048, heads=32),
+        "T3 b256 ctx U[100,2048] (Qwen3 heads)": dict(num_reqs=256, ctx_lo=100, ctx_hi=2048, heads=16),
+        "T1 b256 ctx U[1024,1152]": dict(num_reqs=256, ctx_lo=1024, ctx_hi=1152, heads=32),
+        "b64 ctx U[600,2000] (Qwen3 heads)": dict(num_reqs=64, ctx_lo=600, ctx_hi=2000, heads=16),
+    }
+    plans = [(64, 4, 2, 1, True), (128, 4, 4, 1, True), (64, 2, 4, 1, True), (128, 2, 4, 1, True),
+             (128, 4, 3, 1, True), (64, 4, 4, 1, True)]
+    results = {"read_ceiling": read_ceiling()}
+    for name, shape in cases.items():
+        rows = []
+        for heads_major, block_size in itertools.product((False, True), (16, 32, 64)):
+            batch = make_batch(**shape, kv_heads=8, head=128, block_size=block_size, heads_major=heads_major)
+            for r in decode_rows(batch, plans, lambda fn: time_ms(fn, reps=5, launches=8)):
+                rows.append({"layout": "HND" if heads_major else "NHD", "block": block_size, **r})
+            kv_bytes = batch[-1]  # the same contexts whatever the layout
+            del batch
+        results[name] = summary(rows, kv_bytes, "standard NHD/16 plans",
+                                lambda r: r["layout"] == "NHD" and r["block"] == 16)
+        print(name, json.dumps(results[name], indent=1), flush=True)
+    return results
+
+
 def main() -> None:
     global FULL
     ap = argparse.ArgumentParser()
@@ -217,8 +276,15 @@ def main() -> None:
     ap.add_argument("--decode-only", action="store_true")
     ap.add_argument("--splits-only", action="store_true")
     ap.add_argument("--llama-decode", action="store_true", help="only the Llama-8B decode sweep")
+    ap.add_argument("--layouts", action="store_true", help="KV layout and block size sweep, and the read ceiling")
     args = ap.parse_args()
     FULL = args.full
+    if args.layouts:
+        results = layout_sweep()
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+        return
     if args.llama_decode:
         results = llama_decode_sweep()
         if args.json:

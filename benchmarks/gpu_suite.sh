@@ -18,6 +18,7 @@
 #   bash benchmarks/gpu_suite.sh verify   # the whole CUDA test directory (8 workers), then the conformance kit
 #   bash benchmarks/gpu_suite.sh round8e  # L1 with the decode plan vs 64-token tiles, then T3
 #   bash benchmarks/gpu_suite.sh round8c  # decode launch sweep (Llama-8B and Qwen3 heads), T3 with 2 warps/4 stages vs 4/2
+#   bash benchmarks/gpu_suite.sh round9a  # mixed-step decode-row tests; T1 with/without the decode launch, 384 seqs; T2
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -141,6 +142,15 @@ if [[ $STAGE == round8d ]]; then
     BENCH_TIMEOUT=215 bench t2 throughput --workload T2
     PLINTH_TRITON_DECODE_LAUNCH=64,4,2 BENCH_TIMEOUT=215 bench t2_tile64 throughput --workload T2
     BENCH_TIMEOUT=120 bench t1 throughput --workload T1
+fi
+if [[ $STAGE == round9a ]]; then
+    timeout 200 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_decode_order.py \
+        -q -n 8 -p no:cacheprovider --plinth-platform=cuda -k "mixed or fresh or order" 2>&1 | tail -5 \
+        | tee "$OUT/mixed_tests.txt"
+    BENCH_TIMEOUT=120 bench t1 throughput --workload T1
+    PLINTH_TRITON_MIXED_DECODE=0 BENCH_TIMEOUT=120 bench t1_no_mixed_decode throughput --workload T1
+    BENCH_TIMEOUT=120 bench t1_384 throughput --workload T1 --max-num-seqs 384
+    BENCH_TIMEOUT=200 bench t2 throughput --workload T2
 fi
 echo; cat "$OUT/env.txt"
 python3 benchmarks/bench_table.py "$OUT"

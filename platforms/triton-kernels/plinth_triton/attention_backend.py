@@ -16,7 +16,7 @@ from plinth.platform import (
     GraphSupport,
     Support,
 )
-from plinth_triton.attention_kernel import paged_attention
+from plinth_triton.attention_kernel import decode_rows_first, paged_attention
 from plinth_triton.kv_write import write_kv
 
 _DTYPES = ("bfloat16", "float16", "float32")
@@ -30,6 +30,12 @@ class TritonAttentionMetadata:
     slot_mapping: torch.Tensor  # = common.slot_mapping (the forward context reads it here)
     num_splits: int  # KV splits per decode query (1 = no split)
     order: torch.Tensor | None = None  # decode: requests by context length, longest first
+    decode_rows: int = 0  # a mixed step: its one-query requests, which ``order`` lists first
+
+
+def _switch(value: bool | None, env: str) -> bool:
+    """``value``, or when None the environment variable ``env`` (on unless it is ``0``)."""
+    return os.environ.get(env, "1") != "0" if value is None else value
 
 
 class TritonAttentionImpl(AttentionImpl):
@@ -44,11 +50,12 @@ class TritonAttentionImpl(AttentionImpl):
         md = metadata.common if isinstance(metadata, TritonAttentionMetadata) else metadata
         splits = metadata.num_splits if isinstance(metadata, TritonAttentionMetadata) else 1
         order = metadata.order if isinstance(metadata, TritonAttentionMetadata) else None
+        decode_rows = metadata.decode_rows if isinstance(metadata, TritonAttentionMetadata) else 0
         return paged_attention(
             query, kv_cache, out, query_start_loc=md.query_start_loc, seq_lens=md.seq_lens,
             block_table=md.block_table, num_reqs=md.num_reqs, max_query_len=md.max_query_len,
             scale=self.spec.scale, sliding_window=self.spec.sliding_window,
-            logits_soft_cap=self.spec.logits_soft_cap, num_splits=splits, order=order,
+            logits_soft_cap=self.spec.logits_soft_cap, num_splits=splits, order=order, decode_rows=decode_rows,
             fresh_kv=(key, value) if self.dense_prefill and key is not None else None,
         )
 
@@ -61,20 +68,20 @@ class TritonAttentionBackend(AttentionBackend):
     sort per step, inside the captured graph); ``PLINTH_TRITON_DECODE_ORDER=0`` turns it off.
     ``dense_prefill``: prompts without cached context attend over the step's own keys and values with
     the dense kernel (``prefill_attention.py``); ``PLINTH_TRITON_DENSE_PREFILL=0`` turns it off.
+    ``mixed_decode``: in a step with prompts, the one-query requests take their own launch with the
+    decode plan instead of prefill-sized tiles; ``PLINTH_TRITON_MIXED_DECODE=0`` turns it off.
     """
 
     name = "triton_unified"
     supported_block_sizes = (16, 32, 64, 128, 256)
     graph_support = GraphSupport.UNIFORM_DECODE
 
-    def __init__(self, num_sms: int = 132, decode_order: bool | None = None, dense_prefill: bool | None = None) -> None:
+    def __init__(self, num_sms: int = 132, decode_order: bool | None = None, dense_prefill: bool | None = None,
+                 mixed_decode: bool | None = None) -> None:
         self.num_sms = num_sms
-        if decode_order is None:
-            decode_order = os.environ.get("PLINTH_TRITON_DECODE_ORDER", "1") != "0"
-        if dense_prefill is None:
-            dense_prefill = os.environ.get("PLINTH_TRITON_DENSE_PREFILL", "1") != "0"
-        self.decode_order = decode_order
-        self.dense_prefill = dense_prefill
+        self.decode_order = _switch(decode_order, "PLINTH_TRITON_DECODE_ORDER")
+        self.dense_prefill = _switch(dense_prefill, "PLINTH_TRITON_DENSE_PREFILL")
+        self.mixed_decode = _switch(mixed_decode, "PLINTH_TRITON_MIXED_DECODE")
 
     def supports(self, selector: AttentionSelector) -> Support:
         if selector.num_heads % selector.num_kv_heads:
@@ -102,9 +109,15 @@ class TritonAttentionBackend(AttentionBackend):
             while splits < 16 and programs * splits < self.num_sms:
                 splits *= 2
         order = None
+        decode_rows = 0
         if self.decode_order and common.max_query_len == 1 and common.num_reqs > 1:
             order = torch.argsort(common.seq_lens, descending=True)
-        return TritonAttentionMetadata(common, common.slot_mapping, splits, order)
+        elif self.mixed_decode and common.max_query_len > 1:
+            qsl = common.query_start_loc_cpu[: common.num_reqs + 1]
+            decode_rows = int(((qsl[1:] - qsl[:-1]) == 1).sum())
+            if decode_rows:
+                order = decode_rows_first(common.query_start_loc, common.seq_lens, common.num_reqs)
+        return TritonAttentionMetadata(common, common.slot_mapping, splits, order, decode_rows)
 
     def make_impl(self, spec: AttentionLayerSpec) -> AttentionImpl:
         return TritonAttentionImpl(spec, self.dense_prefill)

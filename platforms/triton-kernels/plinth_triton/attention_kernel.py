@@ -114,12 +114,12 @@ def _paged_attention_kernel(
     NUM_HEADS: tl.constexpr, BLOCK_SIZE: tl.constexpr, GROUP: tl.constexpr,
     HEAD: tl.constexpr, HEAD_P2: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_Q: tl.constexpr,
     TILE_N: tl.constexpr, NUM_SPLITS: tl.constexpr, WINDOW: tl.constexpr, USE_CAP: tl.constexpr,
-    IEEE: tl.constexpr, ORDERED: tl.constexpr, SKIP_FRESH: tl.constexpr,
+    IEEE: tl.constexpr, ORDERED: tl.constexpr, SKIP_FRESH: tl.constexpr, SKIP_DECODE: tl.constexpr,
 ):
     split = tl.program_id(2)
     if ORDERED:
-        # decode, one query per request: program p serves the request of rank p // KV heads in
-        # ``order`` (longest first), all KV heads of a request next to each other
+        # one query per request: program p serves the request of rank p // KV heads in ``order``
+        # (longest first), all KV heads of a request next to each other
         pid = tl.program_id(0)
         kv_head = pid % (NUM_HEADS // GROUP)
         req = tl.load(order_ptr + pid // (NUM_HEADS // GROUP))
@@ -129,6 +129,8 @@ def _paged_attention_kernel(
     else:
         kv_head = tl.program_id(1)
         req, q_start, q_len, q_block = _locate(qsl_ptr, tl.program_id(0), num_reqs, BLOCK_Q)
+        if SKIP_DECODE and q_len == 1:  # a mixed step's decode row: the decode launch serves it
+            return
     if q_block * BLOCK_Q >= q_len:
         return
     seq_len = tl.load(seq_lens_ptr + req)
@@ -267,17 +269,28 @@ def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dty
     return block_m, max(1, block_m // group), tile_n
 
 
+def decode_rows_first(query_start_loc: torch.Tensor, seq_lens: torch.Tensor, num_reqs: int) -> torch.Tensor:
+    """The requests of a mixed step, those with one query first (longest context first), then the rest.
+
+    Computed on the device (no sync); ``paged_attention``'s ``decode_rows`` says how many lead."""
+    q_lens = query_start_loc[1:num_reqs + 1] - query_start_loc[:num_reqs]
+    return torch.argsort(torch.where(q_lens == 1, seq_lens[:num_reqs], -1), descending=True)
+
+
 def paged_attention(
     query: torch.Tensor, kv_cache: torch.Tensor, out: torch.Tensor, *, query_start_loc: torch.Tensor,
     seq_lens: torch.Tensor, block_table: torch.Tensor, num_reqs: int, max_query_len: int,
     scale: float, sliding_window: int | None = None, logits_soft_cap: float | None = None,
-    num_splits: int = 1, order: torch.Tensor | None = None,
+    num_splits: int = 1, order: torch.Tensor | None = None, decode_rows: int = 0,
     fresh_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Attention of ``query`` ``[T, H, D]`` over the paged cache into ``out`` (same shape).
 
-    ``order`` (decode only: one query per request): a permutation of the requests, the longest
+    ``order`` in a decode batch (one query per request): a permutation of the requests, the longest
     first, in which their programs start (each split in turn); the wave's tail then holds short ones.
+    In a step with longer queries, ``order`` begins with its ``decode_rows`` one-query requests
+    (``decode_rows_first``): they take a launch with the decode plan, and the prefill-sized tiles of
+    the main launch skip them (a one-query row in a 128-row tile wastes most of the tile's work).
     ``fresh_kv``: the step's own keys and values ``[T, KVH, D]``. Given, in a step with prompts,
     requests with no cached context (``seq_len == query_len``) are served by the dense prefill kernel
     (``prefill_attention.py``) where it applies, and the paged kernel skips them; the device decides
@@ -299,6 +312,7 @@ def paged_attention(
     else:
         part = ml = out
     ordered = order is not None and max_query_len == 1
+    mixed_decodes = decode_rows if order is not None and max_query_len > 1 else 0
     skip_fresh = False
     if fresh_kv is not None and max_query_len > 1 and not sliding_window and not logits_soft_cap:
         from plinth_triton.prefill_attention import dense_prefill_applies, dense_prefill_attention
@@ -307,25 +321,33 @@ def paged_attention(
             dense_prefill_attention(query, *fresh_kv, out, query_start_loc=query_start_loc, seq_lens=seq_lens,
                                     num_reqs=num_reqs, scale=scale)
             skip_fresh = True
+    ieee = query.dtype == torch.float32
+
+    def launch(grid, block_m, block_q, tile_n, warps, stages, splits, ordered, skip_decode):
+        _paged_attention_kernel[grid](
+            query, k_cache, v_cache, out, part, ml, block_table, seq_lens, query_start_loc,
+            order if ordered else seq_lens,
+            scale, float(logits_soft_cap or 1.0), num_reqs, num_tokens,
+            query.stride(0), query.stride(1), out.stride(0), out.stride(1),
+            k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), block_table.stride(0),
+            NUM_HEADS=num_heads, BLOCK_SIZE=kv_cache.shape[2], GROUP=group, HEAD=head_size, HEAD_P2=head_p2,
+            BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=splits,
+            WINDOW=int(sliding_window or 0), USE_CAP=bool(logits_soft_cap), IEEE=ieee, ORDERED=ordered,
+            SKIP_FRESH=skip_fresh, SKIP_DECODE=skip_decode,
+            # prefill and mixed: 4 warps, 2 stages (8 x 1024 Llama-8B heads: 200 TFLOP/s vs 187 with 8 warps /
+            # 3 stages; 14 x 560 Qwen3: 123 vs 102); decode: decode_launch; benchmarks/bench_attention_configs.py
+            num_warps=warps, num_stages=stages,
+        )
+
+    if mixed_decodes:  # the step's decode rows first, with the decode plan and no KV split
+        d_block_m, d_block_q, d_tile_n = plan_blocks(group, head_size, 1, query.dtype)
+        launch((mixed_decodes * num_kv_heads, 1, 1), d_block_m, d_block_q, d_tile_n,
+               *decode_launch(group, head_size, query.dtype)[1:], 1, True, False)
     if ordered:
         grid = (num_reqs * num_kv_heads, 1, num_splits)
     else:
         grid = (num_tokens // block_q + num_reqs, num_kv_heads, num_splits)
-    ieee = query.dtype == torch.float32
-    _paged_attention_kernel[grid](
-        query, k_cache, v_cache, out, part, ml, block_table, seq_lens, query_start_loc,
-        order if ordered else seq_lens,
-        scale, float(logits_soft_cap or 1.0), num_reqs, num_tokens,
-        query.stride(0), query.stride(1), out.stride(0), out.stride(1),
-        k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), block_table.stride(0),
-        NUM_HEADS=num_heads, BLOCK_SIZE=kv_cache.shape[2], GROUP=group, HEAD=head_size, HEAD_P2=head_p2,
-        BLOCK_M=block_m, BLOCK_Q=block_q, TILE_N=tile_n, NUM_SPLITS=num_splits,
-        WINDOW=int(sliding_window or 0), USE_CAP=bool(logits_soft_cap), IEEE=ieee, ORDERED=ordered,
-        SKIP_FRESH=skip_fresh,
-        # prefill and mixed: 4 warps, 2 stages (8 x 1024 Llama-8B heads: 200 TFLOP/s vs 187 with 8 warps /
-        # 3 stages; 14 x 560 Qwen3: 123 vs 102); decode: decode_launch; benchmarks/bench_attention_configs.py
-        num_warps=warps, num_stages=stages,
-    )
+    launch(grid, block_m, block_q, tile_n, warps, stages, num_splits, ordered, mixed_decodes > 0)
     if num_splits > 1:
         _merge_splits_kernel[(num_tokens, num_heads)](
             out, part, ml, query_start_loc, num_reqs, num_tokens, out.stride(0), out.stride(1),

@@ -68,6 +68,13 @@ def main() -> None:
                     fresh=True)
     check_attention([(0, 9), (5, 3)], group=2, head_size=24, block_size=16, dtype=torch.float32, device=cpu,
                     fresh=True)
+    # a mixed step's decode rows take their own launch with the decode plan; the prefill tiles skip them
+    check_attention([(40, 1), (0, 9), (130, 1), (5, 12), (3, 1), (70, 17)], group=2, head_size=32,
+                    block_size=16, dtype=torch.float32, device=cpu, mixed_decode=True, pad_reqs=1, pad_tokens=2)
+    check_attention([(0, 30), (200, 1), (0, 1), (17, 1), (33, 5)], group=4, head_size=32, block_size=16,
+                    dtype=torch.float16, device=cpu, mixed_decode=True, fresh=True)
+    check_attention([(25, 1), (9, 4)], group=3, head_size=24, block_size=16, dtype=torch.float32, device=cpu,
+                    mixed_decode=True, window=10, cap=2.0, num_kv_heads=3)
     check_gemv(torch.float32, cpu)
     from plinth_triton.sampling import sample
     from sampling_cases import check_distribution, check_matches_reference, check_seed_invariance, check_ties_and_edges

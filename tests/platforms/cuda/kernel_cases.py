@@ -21,15 +21,17 @@ def close(actual, expected, dtype, what):
 
 
 def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed=0, window=None, cap=None,
-                    num_kv_heads=2, num_splits=1, pad_tokens=0, ordered=False, pad_reqs=0, fresh=False):
+                    num_kv_heads=2, num_splits=1, pad_tokens=0, ordered=False, pad_reqs=0, fresh=False,
+                    mixed_decode=False):
     """Random paged batch (``shapes`` = [(context_len, query_len)]) through the Triton kernel.
 
     ``ordered``: decode programs start longest request first (``order``); ``pad_reqs`` padding
     requests without tokens follow the real ones, as in a graph replay padded to a captured size.
     ``fresh``: the step's keys and values go along (``fresh_kv``, as the backend passes them), so
     requests without context take the dense prefill kernel; they are views of one qkv buffer, as in
-    the engine."""
-    from plinth_triton.attention_kernel import paged_attention
+    the engine. ``mixed_decode``: a step with prompts gives its one-query rows their own decode launch
+    (``decode_rows_first``, as the backend does)."""
+    from plinth_triton.attention_kernel import decode_rows_first, paged_attention
     from plinth_triton.kv_write import write_kv
 
     gen = torch.Generator().manual_seed(seed)
@@ -76,16 +78,22 @@ def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed
     out = torch.full_like(query, float("nan"))
     scale = head_size ** -0.5
     order = torch.argsort(seq_lens, descending=True).to(device) if ordered else None
+    decode_rows = 0
+    if mixed_decode:
+        assert int(q_lens.max()) > 1 and not ordered, "mixed_decode is for steps with prompts"
+        decode_rows = int((q_lens == 1).sum())
+        order = decode_rows_first(qsl.to(device), seq_lens.to(device), len(shapes) + pad_reqs)
     paged_attention(query, cache, out, query_start_loc=qsl.to(device), seq_lens=seq_lens.to(device),
                     block_table=table.int().to(device), num_reqs=len(shapes) + pad_reqs,
                     max_query_len=int(q_lens.max()), scale=scale, sliding_window=window, logits_soft_cap=cap,
-                    num_splits=num_splits, order=order, fresh_kv=fresh_kv)
+                    num_splits=num_splits, order=order, decode_rows=decode_rows, fresh_kv=fresh_kv)
     starts = qsl.tolist()
     expected = torch.cat([
         reference.attention(query[starts[i]:starts[i + 1]].cpu(), k, v, scale, sliding_window=window,
                             logits_soft_cap=cap) for i, (k, v) in enumerate(dense)])
     close(out[:total], expected, dtype,
-          f"attention {shapes} g{group} d{head_size} bs{block_size} {dtype}" + (" fresh" if fresh else ""))
+          f"attention {shapes} g{group} d{head_size} bs{block_size} {dtype}" + (" fresh" if fresh else "")
+          + (" mixed-decode" if mixed_decode else ""))
 
 
 def check_elementwise(dtype, device, seed=0, tokens=(1, 5), hidden=(64, 96)):

@@ -41,7 +41,7 @@ def test_split_decode_is_ordered_too():
 def test_no_order_for_prefill_one_request_or_when_switched_off(monkeypatch):
     from plinth_triton.attention_backend import TritonAttentionBackend
 
-    on = TritonAttentionBackend(num_sms=132, decode_order=True)
+    on = TritonAttentionBackend(num_sms=132, decode_order=True, mixed_decode=False)
     assert on.build_metadata(_metadata([10, 20], [3, 1])).order is None  # a mixed step
     assert on.build_metadata(_metadata([1000], [1])).order is None  # nothing to order
     lens = [30] * 40
@@ -50,3 +50,18 @@ def test_no_order_for_prefill_one_request_or_when_switched_off(monkeypatch):
     assert TritonAttentionBackend().build_metadata(_metadata(lens, [1] * 40)).order is None
     monkeypatch.setenv("PLINTH_TRITON_DECODE_ORDER", "1")
     assert TritonAttentionBackend().build_metadata(_metadata(lens, [1] * 40)).order is not None
+
+
+def test_mixed_step_lists_its_decode_rows_first(monkeypatch):
+    from plinth_triton.attention_backend import TritonAttentionBackend
+
+    seq_lens = [10, 20, 700, 5, 300, 0]  # the last: a padding request
+    query_lens = [3, 1, 1, 5, 1, 0]
+    md = TritonAttentionBackend(num_sms=132).build_metadata(_metadata(seq_lens, query_lens))
+    assert md.decode_rows == 3
+    assert md.order[:3].tolist() == [2, 4, 1]  # the one-query rows, longest context first
+    assert sorted(md.order.tolist()) == list(range(6))
+    assert TritonAttentionBackend().build_metadata(_metadata([10, 20], [3, 4])).order is None  # no decode row
+    monkeypatch.setenv("PLINTH_TRITON_MIXED_DECODE", "0")
+    off = TritonAttentionBackend().build_metadata(_metadata(seq_lens, query_lens))
+    assert off.order is None and off.decode_rows == 0

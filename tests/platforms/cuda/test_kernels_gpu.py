@@ -55,6 +55,24 @@ def test_fresh_prompts_dense_prefill(kind, block_size, group, head_size, dtype):
                     seed=hash((kind, block_size, group, head_size)) % 1000, pad_tokens=3, fresh=True)
 
 
+MIXED = [
+    pytest.param(bs, group, head, dtype, fresh, id=f"bs{bs}-g{group}-d{head}-{str(dtype)[6:]}-{'fresh' if fresh else 'paged'}")
+    for bs, (group, head), dtype, fresh in itertools.product(
+        (16, 32), [(1, 64), (2, 128), (4, 128), (8, 128), (2, 256), (3, 96)], DTYPES, (False, True))
+]
+
+
+@pytest.mark.parametrize(("block_size", "group", "head_size", "dtype", "fresh"), MIXED)
+def test_mixed_step_decode_rows(block_size, group, head_size, dtype, fresh):
+    """The backend's mixed steps: one-query rows (decode, and a 1-token prompt chunk) take the decode launch
+    (``decode_rows_first``), prompts and chunks the prefill tiles, fresh prompts the dense kernel."""
+    rng = torch.Generator().manual_seed(block_size * 100 + group * 10 + head_size)
+    decodes = [(c, 1) for c in torch.randint(1, 2100, (40,), generator=rng).tolist()]
+    shapes = [(0, 700), *decodes[:20], (block_size + 3, 90), (0, 1), *decodes[20:], (1500, 1), (9, 33)]
+    check_attention(shapes, group=group, head_size=head_size, block_size=block_size, dtype=dtype, device=CUDA,
+                    seed=block_size + group, pad_tokens=3, pad_reqs=2, fresh=fresh, mixed_decode=True)
+
+
 @pytest.mark.parametrize("splits", [2, 4, 16])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("ordered", [False, True])
