@@ -19,6 +19,7 @@
 #   bash benchmarks/gpu_suite.sh round8e  # L1 with the decode plan vs 64-token tiles, then T3
 #   bash benchmarks/gpu_suite.sh round8c  # decode launch sweep (Llama-8B and Qwen3 heads), T3 with 2 warps/4 stages vs 4/2
 #   bash benchmarks/gpu_suite.sh round9a  # mixed-step decode-row tests; T1 with/without the decode launch, 384 seqs; T2
+#   bash benchmarks/gpu_suite.sh round9b  # mixed-step tests + no-compile test; T1 with/without the decode launch, 384; T3
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -151,6 +152,15 @@ if [[ $STAGE == round9a ]]; then
     PLINTH_TRITON_MIXED_DECODE=0 BENCH_TIMEOUT=120 bench t1_no_mixed_decode throughput --workload T1
     BENCH_TIMEOUT=120 bench t1_384 throughput --workload T1 --max-num-seqs 384
     BENCH_TIMEOUT=200 bench t2 throughput --workload T2
+fi
+if [[ $STAGE == round9b ]]; then
+    timeout 240 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_decode_order.py \
+        tests/platforms/cuda/test_engine_gpu.py -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
+        -k "mixed or order or no_triton_compile or qwen3_06b" 2>&1 | tail -5 | tee "$OUT/mixed_tests.txt"
+    BENCH_TIMEOUT=120 bench t1 throughput --workload T1
+    PLINTH_TRITON_MIXED_DECODE=0 BENCH_TIMEOUT=120 bench t1_no_mixed_decode throughput --workload T1
+    BENCH_TIMEOUT=120 bench t1_384 throughput --workload T1 --max-num-seqs 384
+    bench t3 throughput --workload T3
 fi
 echo; cat "$OUT/env.txt"
 python3 benchmarks/bench_table.py "$OUT"

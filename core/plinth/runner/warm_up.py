@@ -5,6 +5,8 @@ e.g. Triton JIT, or their memory budget must count activations). It runs, in ord
 
 - a prefill step of ``max_num_batched_tokens`` tokens (the largest activations),
 - a step of short queries (chunked-prefill / mixed batches pick other kernel tiles),
+- both of those again with one query of a single token (a mixed step's decode row, which
+  backends may serve apart),
 - uniform-decode steps at every power of two up to ``max_num_seqs`` (decode variants,
   e.g. split-KV plans, that graph capture may not cover in eager mode),
 - logits for ``max_num_seqs`` rows and the sampler on them, once on its fused path and once
@@ -43,7 +45,14 @@ def warm_up_shapes(max_tokens: int, max_reqs: int, max_model_len: int) -> list[l
     short_len = min(16, longest)
     short = [short_len] * max(1, min(max_reqs, max_tokens // short_len))
     decode = [[1] * n for n in _powers_of_two(min(max_reqs, max_tokens))]
-    return [prefill] + ([short] if short_len > 1 else []) + decode
+    steps = [prefill] + ([short] if short_len > 1 else [])
+    mixed = [_with_decode_row(lens) for lens in steps if max_reqs > 1]
+    return steps + mixed + decode
+
+
+def _with_decode_row(query_lens: list[int]) -> list[int]:
+    """``query_lens`` with its last query one token long (split off the query when it stands alone)."""
+    return [*query_lens[:-1], 1] if len(query_lens) > 1 else [query_lens[0] - 1, 1]
 
 
 def _powers_of_two(limit: int) -> list[int]:

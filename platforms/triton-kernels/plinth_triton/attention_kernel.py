@@ -323,7 +323,7 @@ def paged_attention(
             skip_fresh = True
     ieee = query.dtype == torch.float32
 
-    def launch(grid, block_m, block_q, tile_n, warps, stages, splits, ordered, skip_decode):
+    def launch(grid, block_m, block_q, tile_n, warps, stages, splits, ordered, skip_fresh, skip_decode):
         _paged_attention_kernel[grid](
             query, k_cache, v_cache, out, part, ml, block_table, seq_lens, query_start_loc,
             order if ordered else seq_lens,
@@ -339,15 +339,17 @@ def paged_attention(
             num_warps=warps, num_stages=stages,
         )
 
-    if mixed_decodes:  # the step's decode rows first, with the decode plan and no KV split
+    if mixed_decodes:
+        # The step's decode rows first, as the unsplit decode launch of a decode step (the same compiled
+        # variant: a one-token fresh prompt is served here and by the dense kernel alike, to the same values).
         d_block_m, d_block_q, d_tile_n = plan_blocks(group, head_size, 1, query.dtype)
         launch((mixed_decodes * num_kv_heads, 1, 1), d_block_m, d_block_q, d_tile_n,
-               *decode_launch(group, head_size, query.dtype)[1:], 1, True, False)
+               *decode_launch(group, head_size, query.dtype)[1:], 1, True, False, False)
     if ordered:
         grid = (num_reqs * num_kv_heads, 1, num_splits)
     else:
         grid = (num_tokens // block_q + num_reqs, num_kv_heads, num_splits)
-    launch(grid, block_m, block_q, tile_n, warps, stages, num_splits, ordered, mixed_decodes > 0)
+    launch(grid, block_m, block_q, tile_n, warps, stages, num_splits, ordered, skip_fresh, mixed_decodes > 0)
     if num_splits > 1:
         _merge_splits_kernel[(num_tokens, num_heads)](
             out, part, ml, query_start_loc, num_reqs, num_tokens, out.stride(0), out.stride(1),

@@ -29,6 +29,10 @@ def test_shapes_fit_the_scheduler_limits_and_cover_every_kind(max_tokens, max_re
     assert len(decode[-1]) == min(max_reqs, max_tokens)  # the widest decode batch
     if longest > 1:
         assert any(1 < max(lens) <= 64 for lens in shapes)  # short queries (mixed/chunked tiles)
+    if longest > 2 and max_reqs > 1:  # prompts next to a one-token query (a mixed step's decode row)
+        assert any(max(lens) > 1 and 1 in lens for lens in shapes)
+        if max_tokens // 16 > 1:
+            assert any(1 < max(lens) <= 16 and 1 in lens for lens in shapes)
 
 
 class _Spy:
