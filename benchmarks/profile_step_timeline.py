@@ -15,6 +15,7 @@ recording, so the host path runs at its normal speed), then reports from the tra
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import tempfile
@@ -73,6 +74,7 @@ def main() -> None:
 
     from plinth.bench.runner import BenchOptions, _make_llm, _params
     from plinth.bench.workloads import build_workload
+    from plinth.engine.heap import freeze_heap
 
     workload = build_workload(args.workload, args.num_requests)
     llm, _ = _make_llm(workload, BenchOptions(device=args.device))
@@ -111,6 +113,16 @@ def main() -> None:
         return handle
 
     runner.execute_async = timed_execute_async
+    freeze_heap()  # as ``plinth bench throughput`` does before its timed run
+    gc_pauses: list[tuple[int, int, int]] = []  # (start ns, end ns, generation) of each collection
+
+    def on_gc(phase, info, started=[0]):  # noqa: B006 - the start time between the two calls
+        if phase == "start":
+            started[0] = time.perf_counter_ns()
+        else:
+            gc_pauses.append((started[0], time.perf_counter_ns(), info["generation"]))
+
+    gc.callbacks.append(on_gc)
     prompts = [{"prompt_token_ids": r.prompt_token_ids} for r in workload.requests]
     params = [_params(workload, r.max_tokens) for r in workload.requests]
     torch.cuda.synchronize()
@@ -119,6 +131,7 @@ def main() -> None:
         outputs = llm.generate(prompts, params)
         torch.cuda.synchronize()
         t1_ns = time.perf_counter_ns()
+    gc.callbacks.remove(on_gc)
     wall = (t1_ns - t0_ns) / 1e9
     out_tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
 
@@ -169,10 +182,13 @@ def main() -> None:
     import bisect
 
     largest_gaps = []
+    pauses = [((a - t0_ns) / 1e3 + first_us, (b - t0_ns) / 1e3 + first_us, g) for a, b, g in gc_pauses]
     for gap, at in gaps[:15]:
         j = max(bisect.bisect_right(starts, at) - 1, 0)
+        # collections running within the gap (or the 2 ms before it: the host falls behind the device)
+        in_gap = [round((b - a) / 1e3, 2) for a, b, _ in pauses if b >= at - 2e3 and a <= at + gap]
         largest_gaps.append({"gap_ms": round(gap / 1e3, 3), "at_s": round((at - first_us) / 1e6, 3), "step": j,
-                             "step_tokens_reqs": timeline[j][1:] if timeline else None})
+                             "step_tokens_reqs": timeline[j][1:] if timeline else None, "gc_ms": in_gap})
     gap_hist = {f">{t}ms": round(sum(g for g, _ in gaps if g > t * 1e3) / 1e6, 3) for t in (0.05, 0.2, 1, 5)}
     result = {
         "workload": workload.name, "output_tokens": out_tokens, "wall_s": round(wall, 3),
@@ -191,6 +207,10 @@ def main() -> None:
                                   for k, v in sorted(prefill_kernels.items(), key=lambda kv: -kv[1])[:12]},
         "decode_profile": llm.llm_engine.runner.decode_stats,
         "idle_s_in_gaps_longer_than": gap_hist, "largest_gaps": largest_gaps,
+        "gc_pauses": {f"gen{g}": {"count": sum(1 for *_, x in gc_pauses if x == g),
+                                  "total_ms": round(sum((b - a) for a, b, x in gc_pauses if x == g) / 1e6, 2),
+                                  "max_ms": round(max([(b - a) / 1e6 for a, b, x in gc_pauses if x == g] or [0]), 2)}
+                      for g in (0, 1, 2)},
         "first_steps_host": [{"at_ms": round((t - t0_ns) / 1e6, 1), "launch_ms": round(a, 2), "wait_ms": round(w, 2)}
                              for t, a, w in launches[:24]],
     }
