@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections import defaultdict
 
 GROUPS = (("attention", ("attn", "attention")), ("gemm", ("gemm", "gemv", "sm90", "cutlass", "xmma", "splitk")),
@@ -126,12 +127,23 @@ def main() -> None:
     prompts = [{"prompt_token_ids": r.prompt_token_ids} for r in workload.requests]
     params = [_params(workload, r.max_tokens) for r in workload.requests]
     torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    mem_before = torch.cuda.memory_stats()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof, warnings.catch_warnings(record=True) as syncs:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")  # every synchronizing CUDA call in the step loop, with its line
         t0_ns = time.perf_counter_ns()
         outputs = llm.generate(prompts, params)
+        torch.cuda.set_sync_debug_mode(0)
         torch.cuda.synchronize()
         t1_ns = time.perf_counter_ns()
     gc.callbacks.remove(on_gc)
+    mem_after = torch.cuda.memory_stats()
+    allocator = {k: mem_after.get(k, 0) - mem_before.get(k, 0) for k in
+                 ("num_alloc_retries", "num_device_alloc", "num_device_free", "num_sync_all_streams", "num_ooms")}
+    sync_sites: dict[str, int] = defaultdict(int)
+    for w in syncs:
+        if "synchroniz" in str(w.message):
+            sync_sites[f"{os.path.basename(w.filename)}:{w.lineno}"] += 1
     wall = (t1_ns - t0_ns) / 1e9
     out_tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
 
@@ -207,6 +219,8 @@ def main() -> None:
                                   for k, v in sorted(prefill_kernels.items(), key=lambda kv: -kv[1])[:12]},
         "decode_profile": llm.llm_engine.runner.decode_stats,
         "idle_s_in_gaps_longer_than": gap_hist, "largest_gaps": largest_gaps,
+        "allocator_during_run": allocator,
+        "synchronizing_calls": dict(sorted(sync_sites.items(), key=lambda kv: -kv[1])[:12]),
         "gc_pauses": {f"gen{g}": {"count": sum(1 for *_, x in gc_pauses if x == g),
                                   "total_ms": round(sum((b - a) for a, b, x in gc_pauses if x == g) / 1e6, 2),
                                   "max_ms": round(max([(b - a) / 1e6 for a, b, x in gc_pauses if x == g] or [0]), 2)}
