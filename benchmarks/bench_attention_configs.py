@@ -267,6 +267,27 @@ def layout_sweep() -> dict:
     return results
 
 
+def tail_sweep() -> dict:
+    """Decode at the small batches of a run's tail (Qwen3-0.6B and Llama-8B heads, contexts U[600, 2000]):
+    a few launch plans, unsplit and 2-way split, longest first, back-to-back launches."""
+    plans = [(64, 4, 2), (128, 4, 3), (128, 4, 4), (64, 4, 3), (128, 2, 4), (64, 2, 4)]
+    results = {}
+    for heads, num_reqs in itertools.product((16, 32), (16, 24, 32, 48, 64, 96, 128)):
+        batch = make_batch(num_reqs, 600, 2000, heads, 8, 128, seed=num_reqs)
+        splits = (1, 2) if num_reqs <= 32 else (1,)
+        grid = [(t, w, st, sp, True) for (t, w, st), sp in itertools.product(plans, splits)]
+        rows = decode_rows(batch, grid, lambda fn: time_ms(fn, reps=7, launches=16))
+        name = f"b{num_reqs} {'Qwen3' if heads == 16 else 'Llama-8B'} heads"
+        results[name] = summary(rows, batch[-1], "plan (64, 4, 2)", lambda r: (r["tile_n"], r["warps"],
+                                r["stages"]) == (64, 4, 2))
+        best, ref = results[name]["best"][0], results[name]["plan (64, 4, 2)"]
+        print(name, "best", {k: best[k] for k in ("tile_n", "warps", "stages", "splits", "GB_s")},
+              "| (64,4,2):", [(r["splits"], r["GB_s"]) for r in ref], "| (128,4,3):",
+              [(r["splits"], r["GB_s"]) for r in rows if (r["tile_n"], r["warps"], r["stages"]) == (128, 4, 3)
+               and "GB_s" in r], flush=True)
+    return results
+
+
 def main() -> None:
     global FULL
     ap = argparse.ArgumentParser()
@@ -277,8 +298,15 @@ def main() -> None:
     ap.add_argument("--splits-only", action="store_true")
     ap.add_argument("--llama-decode", action="store_true", help="only the Llama-8B decode sweep")
     ap.add_argument("--layouts", action="store_true", help="KV layout and block size sweep, and the read ceiling")
+    ap.add_argument("--tail", action="store_true", help="small-batch decode plans (a run's tail)")
     args = ap.parse_args()
     FULL = args.full
+    if args.tail:
+        results = tail_sweep()
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+        return
     if args.layouts:
         results = layout_sweep()
         if args.json:
