@@ -232,23 +232,30 @@ def _launch_override() -> tuple[int, int, int] | None:
 _DECODE_OVERRIDE = _launch_override()
 
 
-def decode_launch(group: int, head_size: int, dtype: torch.dtype) -> tuple[int, int, int]:
-    """``(TILE_N, num_warps, num_stages)`` of a decode launch (one query per request).
+def decode_launch(group: int, head_size: int, dtype: torch.dtype, num_reqs: int | None = None,
+                  num_splits: int = 1) -> tuple[int, int, int]:
+    """``(TILE_N, num_warps, num_stages)`` of a decode launch (one query per request) of ``num_reqs``.
 
     Four or more query heads per KV head (Llama-8B: 4) stream 128-token tiles through 4 stages: at
     batch 200 with contexts U[1024, 2048] the H100 read KV at 2,938 GB/s against 2,828 with 64-token
     tiles, 2 stages (within 1 % at batch 100-256 with contexts near 1,100). Fewer (Qwen3-0.6B: 2) keep
-    64-token tiles, 2 stages: best at batch 128-256. ``bench_attention_configs.py --llama-decode``,
-    two device calls, 2026-11-23.
+    64-token tiles, 2 stages at batch 96-256, and take 128-token tiles, 3 stages for unsplit batches
+    up to 64 (a run's tail: contexts U[600, 2000], batch 24: 1,931 against 1,558 GB/s; 32: 2,355 / 2,076;
+    64: 2,645 / 2,501). ``bench_attention_configs.py --llama-decode`` and ``--tail``, 2026-11-23.
     """
     if _DECODE_OVERRIDE is not None:
         return _DECODE_OVERRIDE
-    if group >= 4 and head_size <= 128 and dtype != torch.float32:
+    if head_size > 128 or dtype == torch.float32:
+        return 32, 4, 2
+    if group >= 4:
         return 128, 4, 4
-    return (32 if (head_size > 128 or dtype == torch.float32) else 64), 4, 2
+    if num_reqs is not None and num_reqs <= 64 and num_splits == 1:
+        return 128, 4, 3
+    return 64, 4, 2
 
 
-def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dtype) -> tuple[int, int, int]:
+def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dtype, num_reqs: int | None = None,
+                num_splits: int = 1) -> tuple[int, int, int]:
     """``(BLOCK_M, BLOCK_Q, TILE_N)`` for a batch: small row tiles for decode, large for prefill.
 
     Decode takes its KV tile from ``decode_launch``. With programs started longest request first
@@ -263,7 +270,7 @@ def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dty
     else:
         block_m = max(64 if max_query_len <= 64 else 128, group_p2)
     if max_query_len == 1:
-        tile_n = decode_launch(group, head_size, dtype)[0]
+        tile_n = decode_launch(group, head_size, dtype, num_reqs, num_splits)[0]
     else:
         tile_n = 32 if (head_size > 128 or dtype == torch.float32) else 64
     return block_m, max(1, block_m // group), tile_n
@@ -300,8 +307,9 @@ def paged_attention(
     num_kv_heads = kv_cache.shape[3]
     group = num_heads // num_kv_heads
     num_splits = num_splits if max_query_len == 1 else 1
-    block_m, block_q, tile_n = plan_blocks(group, head_size, max_query_len, query.dtype)
-    warps, stages = decode_launch(group, head_size, query.dtype)[1:] if max_query_len == 1 else (4, 2)
+    block_m, block_q, tile_n = plan_blocks(group, head_size, max_query_len, query.dtype, num_reqs, num_splits)
+    warps, stages = decode_launch(group, head_size, query.dtype, num_reqs, num_splits)[1:] \
+        if max_query_len == 1 else (4, 2)
     head_p2 = triton.next_power_of_2(head_size)
     k_cache, v_cache = kv_cache[0], kv_cache[1]
     if query.stride(2) != 1 or out.stride(2) != 1 or k_cache.stride(3) != 1:
@@ -342,9 +350,9 @@ def paged_attention(
     if mixed_decodes:
         # The step's decode rows first, as the unsplit decode launch of a decode step (the same compiled
         # variant: a one-token fresh prompt is served here and by the dense kernel alike, to the same values).
-        d_block_m, d_block_q, d_tile_n = plan_blocks(group, head_size, 1, query.dtype)
+        d_block_m, d_block_q, d_tile_n = plan_blocks(group, head_size, 1, query.dtype, mixed_decodes)
         launch((mixed_decodes * num_kv_heads, 1, 1), d_block_m, d_block_q, d_tile_n,
-               *decode_launch(group, head_size, query.dtype)[1:], 1, True, False, False)
+               *decode_launch(group, head_size, query.dtype, mixed_decodes)[1:], 1, True, False, False)
     if ordered:
         grid = (num_reqs * num_kv_heads, 1, num_splits)
     else:

@@ -48,6 +48,9 @@ def main() -> None:
     # tiles and a tail (fp16: the interpreter's numpy has no bfloat16)
     check_attention([(300, 1), (127, 1), (5, 1), (256, 1)], group=4, head_size=32, block_size=16,
                     dtype=torch.float16, device=cpu, ordered=True, pad_reqs=1)
+    # half-precision decode with 2 query heads per KV head at a tail's batch: 128-token tiles, 3 stages
+    check_attention([(300, 1), (40, 1), (129, 1), (256, 1), (0, 1)], group=2, head_size=32, block_size=16,
+                    dtype=torch.float16, device=cpu, ordered=True, pad_reqs=2, pad_tokens=2)
     # queries right at and around a tile boundary (an off-by-one in the unmasked range shows here)
     check_attention([(30, 1), (31, 1), (62, 1), (63, 1), (15, 17), (31, 33)], group=2, head_size=32,
                     block_size=16, dtype=torch.float32, device=cpu)

@@ -1,4 +1,5 @@
-"""The decode launch override: a malformed PLINTH_TRITON_DECODE_LAUNCH is refused with what to give."""
+"""The decode launch plan by head grouping and batch, and its override: a malformed
+PLINTH_TRITON_DECODE_LAUNCH is refused with what to give."""
 
 from __future__ import annotations
 
@@ -29,3 +30,19 @@ def test_override_replaces_the_plan_and_bad_values_are_refused():
     assert done.stdout.strip() == "(64, 2, 3)"
     bad = _import_with("64,four")
     assert bad.returncode != 0 and "give 'tile,warps,stages'" in bad.stderr
+
+
+def test_plan_by_grouping_and_batch(monkeypatch):
+    import torch
+    from plinth_triton import attention_kernel
+
+    monkeypatch.setattr(attention_kernel, "_DECODE_OVERRIDE", None)
+    plan = attention_kernel.decode_launch
+    assert plan(4, 128, torch.bfloat16, 200) == (128, 4, 4)  # Llama-8B: 4 query heads per KV head
+    assert plan(2, 128, torch.bfloat16, 256) == (64, 4, 2)  # Qwen3-0.6B at wide batches
+    assert plan(2, 128, torch.bfloat16, 64) == (128, 4, 3)  # ... and in a run's tail, unsplit
+    assert plan(2, 128, torch.float16, 17) == (128, 4, 3)
+    assert plan(2, 128, torch.bfloat16, 16, num_splits=2) == (64, 4, 2)  # split: the old plan
+    assert plan(2, 128, torch.bfloat16) == (64, 4, 2)  # batch unknown
+    assert plan(2, 256, torch.bfloat16, 8) == plan(4, 128, torch.float32, 8) == (32, 4, 2)
+    assert attention_kernel.plan_blocks(2, 128, 1, torch.bfloat16, 40) == (16, 8, 128)
