@@ -20,6 +20,7 @@
 #   bash benchmarks/gpu_suite.sh round8c  # decode launch sweep (Llama-8B and Qwen3 heads), T3 with 2 warps/4 stages vs 4/2
 #   bash benchmarks/gpu_suite.sh round9a  # mixed-step decode-row tests; T1 with/without the decode launch, 384 seqs; T2
 #   bash benchmarks/gpu_suite.sh round9b  # mixed-step tests + no-compile test; T1 with/without the decode launch, 384; T3
+#   bash benchmarks/gpu_suite.sh round9c  # prefill GEMM paths; decode/mixed/no-compile tests; T3 tail plan A/B twice
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -161,6 +162,17 @@ if [[ $STAGE == round9b ]]; then
     PLINTH_TRITON_MIXED_DECODE=0 BENCH_TIMEOUT=120 bench t1_no_mixed_decode throughput --workload T1
     BENCH_TIMEOUT=120 bench t1_384 throughput --workload T1 --max-num-seqs 384
     bench t3 throughput --workload T3
+fi
+if [[ $STAGE == round9c ]]; then
+    timeout 120 python3 benchmarks/bench_gemm_prefill.py --json "$OUT/gemm_prefill.json" 2>&1 | grep "all four" \
+        | tee "$OUT/gemm_prefill.txt"
+    timeout 200 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_decode_launch.py \
+        tests/platforms/cuda/test_engine_gpu.py -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
+        -k "decode or mixed or no_triton_compile or qwen3_06b or graph" 2>&1 | tail -3 | tee "$OUT/tests.txt"
+    for run in a b; do
+        bench "t3_$run" throughput --workload T3
+        PLINTH_TRITON_DECODE_LAUNCH=64,4,2 bench "t3_old_plan_$run" throughput --workload T3
+    done
 fi
 echo; cat "$OUT/env.txt"
 python3 benchmarks/bench_table.py "$OUT"
