@@ -288,6 +288,33 @@ def tail_sweep() -> dict:
     return results
 
 
+def small_split_sweep() -> dict:
+    """KV splits 1-8 at batches 2-20 (contexts U[600, 2000], Qwen3-0.6B and Llama-8B heads), each split count
+    with the plan ``decode_launch`` gives it, against the backend's split rule."""
+    from plinth_triton.attention_backend import TritonAttentionBackend
+    from plinth_triton.attention_kernel import decode_launch
+
+    results = {}
+    for heads, num_reqs in itertools.product((16, 32), (2, 4, 8, 12, 16, 20)):
+        batch = make_batch(num_reqs, 600, 2000, heads, 8, 128, seed=num_reqs)
+        grid = [(*decode_launch(heads // 8, 128, torch.bfloat16, num_reqs, sp), sp, True) for sp in (1, 2, 4, 8)]
+        rows = decode_rows(batch, grid, lambda fn: time_ms(fn, reps=7, launches=16))
+        rule = TritonAttentionBackend(num_sms=132).build_metadata(_decode_metadata(batch)).num_splits
+        name = f"b{num_reqs} {'Qwen3' if heads == 16 else 'Llama-8B'} heads"
+        results[name] = {"rule_splits": rule, "rows": rows}
+        print(name, "rule:", rule, [(r["splits"], r["tile_n"], r.get("GB_s")) for r in rows], flush=True)
+    return results
+
+
+def _decode_metadata(batch):
+    from plinth.platform import CommonAttentionMetadata
+
+    q, kv, table, seq_lens, qsl, _ = batch
+    n = seq_lens.shape[0]
+    return CommonAttentionMetadata(qsl, qsl.cpu(), seq_lens, seq_lens.cpu(), table, torch.zeros(n, dtype=torch.int64,
+                                   device=q.device), n, n, 1, int(seq_lens.max()))
+
+
 def main() -> None:
     global FULL
     ap = argparse.ArgumentParser()
@@ -299,8 +326,15 @@ def main() -> None:
     ap.add_argument("--llama-decode", action="store_true", help="only the Llama-8B decode sweep")
     ap.add_argument("--layouts", action="store_true", help="KV layout and block size sweep, and the read ceiling")
     ap.add_argument("--tail", action="store_true", help="small-batch decode plans (a run's tail)")
+    ap.add_argument("--small-splits", action="store_true", help="KV splits at batches 2-20 against the rule")
     args = ap.parse_args()
     FULL = args.full
+    if args.small_splits:
+        results = small_split_sweep()
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+        return
     if args.tail:
         results = tail_sweep()
         if args.json:
