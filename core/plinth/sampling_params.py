@@ -17,6 +17,7 @@ class RequestOutputKind(Enum):
 
 
 _GREEDY_EPS = 1e-5
+_INT32_MAX = 2**31 - 1  # per-row sampling settings travel to the device as 32-bit integers
 
 
 @dataclass
@@ -75,6 +76,8 @@ class SamplingParams:
             (self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}"),
             (0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}"),
             (self.top_k >= 0, f"top_k must be 0 or -1 (disabled) or at least 1, got {self.top_k}"),
+            (self.top_k <= _INT32_MAX, f"top_k must be at most {_INT32_MAX} (any value at or above the "
+                                       f"vocabulary size keeps every token), got {self.top_k}"),
             (0 <= self.min_p <= 1, f"min_p must be in [0, 1], got {self.min_p}"),
             (-2 <= self.presence_penalty <= 2,
              f"presence_penalty must be in [-2, 2], got {self.presence_penalty}"),
@@ -84,7 +87,7 @@ class SamplingParams:
              f"repetition_penalty must be > 0, got {self.repetition_penalty}"),
             (self.max_tokens is None or self.max_tokens >= 1,
              f"max_tokens must be at least 1, got {self.max_tokens}"),
-            (self.min_tokens >= 0, f"min_tokens must be >= 0, got {self.min_tokens}"),
+            (0 <= self.min_tokens <= _INT32_MAX, f"min_tokens must be in [0, {_INT32_MAX}], got {self.min_tokens}"),
             (self.max_tokens is None or self.min_tokens <= self.max_tokens,
              f"min_tokens ({self.min_tokens}) must not exceed max_tokens ({self.max_tokens})"),
             (self.logprobs is None or self.logprobs >= 0,

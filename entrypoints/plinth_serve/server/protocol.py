@@ -44,10 +44,10 @@ class SamplingFields(BaseModel):
     logit_bias: dict[str, float] | None = Field(None, description="Not supported: must be empty.")
     user: str | None = Field(None, description="No-op.")
     # vLLM's extra sampling fields
-    top_k: int | None = Field(None, ge=-1)
+    top_k: int | None = Field(None, ge=-1, le=2**31 - 1)
     min_p: float | None = Field(None, ge=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0, le=100)
-    min_tokens: int = Field(0, ge=0)
+    min_tokens: int = Field(0, ge=0, le=2**31 - 1)
     ignore_eos: bool = False
     stop_token_ids: TokenIds | None = Field(None, max_length=L.max_stop_strings * 4)
     include_stop_str_in_output: bool = False
