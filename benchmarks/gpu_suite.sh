@@ -21,6 +21,7 @@
 #   bash benchmarks/gpu_suite.sh round9a  # mixed-step decode-row tests; T1 with/without the decode launch, 384 seqs; T2
 #   bash benchmarks/gpu_suite.sh round9b  # mixed-step tests + no-compile test; T1 with/without the decode launch, 384; T3
 #   bash benchmarks/gpu_suite.sh round9c  # prefill GEMM paths; decode/mixed/no-compile tests; T3 tail plan A/B twice
+#   bash benchmarks/gpu_suite.sh round9d  # engine/decode/sampling GPU tests, small-batch split sweep, then T1, T3, L1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -173,6 +174,17 @@ if [[ $STAGE == round9c ]]; then
         bench "t3_$run" throughput --workload T3
         PLINTH_TRITON_DECODE_LAUNCH=64,4,2 bench "t3_old_plan_$run" throughput --workload T3
     done
+fi
+if [[ $STAGE == round9d ]]; then
+    timeout 240 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py tests/platforms/cuda/test_decode_launch.py \
+        tests/platforms/cuda/test_sampling_gpu.py tests/platforms/cuda/test_kernels_gpu.py -q -n 8 -p no:cacheprovider \
+        --plinth-platform=cuda -k "engine or greedy or graph or compile or chunked or decode or wide or split or sampl" \
+        2>&1 | tail -3 | tee "$OUT/tests.txt"
+    timeout 90 python3 benchmarks/bench_attention_configs.py --small-splits --json "$OUT/small_splits.json" \
+        >"$OUT/small_splits.log" 2>&1 || { echo "split sweep failed"; tail -5 "$OUT/small_splits.log"; }
+    BENCH_TIMEOUT=120 bench t1 throughput --workload T1
+    bench t3 throughput --workload T3
+    bench l1 latency --workload L1
 fi
 echo; cat "$OUT/env.txt"
 python3 benchmarks/bench_table.py "$OUT"
