@@ -288,9 +288,32 @@ def tail_sweep() -> dict:
     return results
 
 
+def graph_time_ms(fn, launches=16, reps=7) -> float:
+    """Median milliseconds per launch of ``fn`` replayed from a CUDA graph of ``launches`` launches, as the
+    engine's decode graphs run it: no host launch cost between kernels (it dominates kernels of tens of µs,
+    and a split launch pays it twice, attention and merge)."""
+    fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(launches):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        graph.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) / launches)
+    return sorted(times)[reps // 2]
+
+
 def small_split_sweep() -> dict:
     """KV splits 1-8 at batches 2-20 (contexts U[600, 2000], Qwen3-0.6B and Llama-8B heads), each split count
-    with the plan ``decode_launch`` gives it, against the backend's split rule."""
+    with the plan ``decode_launch`` gives it, against the backend's split rule; timed from CUDA graphs."""
     from plinth_triton.attention_backend import TritonAttentionBackend
     from plinth_triton.attention_kernel import decode_launch
 
@@ -298,7 +321,7 @@ def small_split_sweep() -> dict:
     for heads, num_reqs in itertools.product((16, 32), (2, 4, 8, 12, 16, 20)):
         batch = make_batch(num_reqs, 600, 2000, heads, 8, 128, seed=num_reqs)
         grid = [(*decode_launch(heads // 8, 128, torch.bfloat16, num_reqs, sp), sp, True) for sp in (1, 2, 4, 8)]
-        rows = decode_rows(batch, grid, lambda fn: time_ms(fn, reps=7, launches=16))
+        rows = decode_rows(batch, grid, graph_time_ms)
         rule = TritonAttentionBackend(num_sms=132).build_metadata(_decode_metadata(batch)).num_splits
         name = f"b{num_reqs} {'Qwen3' if heads == 16 else 'Llama-8B'} heads"
         results[name] = {"rule_splits": rule, "rows": rows}
