@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
+from graph_timing import graph_ms
 
 LLAMA_LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}
 COPIES, LAUNCHES = 4, 24
@@ -99,23 +100,8 @@ def gemm(x: torch.Tensor, weight: torch.Tensor, plan: GemmPlan, out: torch.Tenso
 
 
 def graph_us(fn) -> float:
-    fn(0)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for i in range(LAUNCHES):
-            fn(i)
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(7):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        graph.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1e3 / LAUNCHES)
-    return sorted(times)[3]
+    """Microseconds of one ``fn(i)`` call, from a graph of ``LAUNCHES`` calls."""
+    return graph_ms(fn, LAUNCHES, reps=7) * 1e3
 
 
 def plans(m: int):
@@ -162,7 +148,7 @@ def blas_libraries(batches) -> dict:
         for m in batches:
             x = torch.randn(m, 4096, dtype=torch.bfloat16, device="cuda")
             total = 0.0
-            for name, (n, k) in LLAMA_LINEARS.items():
+            for n, k in LLAMA_LINEARS.values():
                 weights = [torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02 for _ in range(COPIES)]
                 xk = x if k == 4096 else torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
                 total += graph_us(lambda i, xk=xk, weights=weights: F.linear(xk, weights[i % COPIES])) * 32 / 1e3

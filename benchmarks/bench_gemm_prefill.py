@@ -14,30 +14,11 @@ import json
 
 import torch
 import torch.nn.functional as F
+from graph_timing import graph_ms
 
 LLAMA_LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}
 COPIES = 2
 LAUNCHES = 6
-
-
-def graph_ms(fn) -> float:
-    fn(0)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for i in range(LAUNCHES):
-            fn(i)
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(5):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        graph.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) / LAUNCHES)
-    return sorted(times)[2]
 
 
 def main() -> None:
@@ -57,8 +38,9 @@ def main() -> None:
                 ws = [torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02 for _ in range(COPIES)]
                 wts = [w.t().contiguous() for w in ws]
                 outs = [torch.empty(m, n, dtype=torch.bfloat16, device="cuda") for _ in range(COPIES)]
-                lin = graph_ms(lambda i, x=x, ws=ws: F.linear(x, ws[i % COPIES]))
-                tr = graph_ms(lambda i, x=x, wts=wts, outs=outs: torch.mm(x, wts[i % COPIES], out=outs[i % COPIES]))
+                lin = graph_ms(lambda i, x=x, ws=ws: F.linear(x, ws[i % COPIES]), LAUNCHES, reps=5)
+                tr = graph_ms(lambda i, x=x, wts=wts, outs=outs: torch.mm(x, wts[i % COPIES], out=outs[i % COPIES]),
+                              LAUNCHES, reps=5)
                 f = 2.0 * m * n * k
                 flops += f
                 total["linear"] += lin

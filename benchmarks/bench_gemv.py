@@ -16,38 +16,13 @@ import json
 
 import torch
 import torch.nn.functional as F
+from graph_timing import graph_ms
 from plinth_triton.gemv import gemv, plan_gemv
 
 LLAMA_8B = {"qkv": (6144, 4096), "o_proj": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336),
             "lm_head": (128256, 4096)}
 QWEN3_06B = {"qkv": (4096, 1024), "o_proj": (1024, 2048), "gate_up": (6144, 1024), "down": (1024, 3072),
              "lm_head": (151936, 1024)}
-
-
-def graph_ms(fn, copies: int, reps: int = 20) -> float:
-    """Median ms of one call, from replays of a graph of ``copies`` calls."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for i in range(copies):
-            fn(i)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for i in range(copies):
-            fn(i)
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        graph.replay()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) / copies)
-    times.sort()
-    return times[len(times) // 2]
 
 
 def weights(n: int, k: int, budget_bytes: float = 1.2e9) -> list[torch.Tensor]:

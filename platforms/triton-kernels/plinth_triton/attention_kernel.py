@@ -241,7 +241,7 @@ def decode_launch(group: int, head_size: int, dtype: torch.dtype, num_reqs: int 
     tiles, 2 stages (within 1 % at batch 100-256 with contexts near 1,100). Fewer (Qwen3-0.6B: 2) keep
     64-token tiles, 2 stages at batch 96-256, and take 128-token tiles, 3 stages for unsplit batches
     up to 64 (a run's tail: contexts U[600, 2000], batch 24: 1,931 against 1,558 GB/s; 32: 2,355 / 2,076;
-    64: 2,645 / 2,501). ``bench_attention_configs.py --llama-decode`` and ``--tail``, 2026-11-23.
+    64: 2,645 / 2,501). ``bench_attention_configs.py --llama-decode``, ``bench_decode_plans.py tail``, 2026-11-23.
     """
     if _DECODE_OVERRIDE is not None:
         return _DECODE_OVERRIDE
