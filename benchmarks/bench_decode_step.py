@@ -52,7 +52,7 @@ def main() -> None:
         buf.input_ids.device[:b] = torch.randint(0, 10000, (b,))
         buf.positions.device[:b] = ctx - 1
         d = BatchDescriptor(b, b, True)
-        ms = _time(lambda: runner.graph_runner.run(runner._decode_step, d))
+        ms = _time(lambda d=d: runner.graph_runner.run(runner._decode_step, d))
         floor = (WEIGHT_BYTES + b * ctx * KV_BYTES_PER_TOKEN) / BANDWIDTH * 1e3
         results[f"model_step_ms_ctx{ctx}"] = round(ms, 3)
         results[f"floor_ms_ctx{ctx}"] = round(floor, 3)
