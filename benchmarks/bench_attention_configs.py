@@ -212,6 +212,12 @@ def llama_decode_sweep() -> dict:
     return results
 
 
+def _write(results: dict, path: str | None) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1)
+
+
 def main() -> None:
     global FULL
     ap = argparse.ArgumentParser()
@@ -223,11 +229,8 @@ def main() -> None:
     ap.add_argument("--llama-decode", action="store_true", help="only the Llama-8B decode sweep")
     args = ap.parse_args()
     FULL = args.full
-    if args.llama_decode:
-        results = llama_decode_sweep()
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=1)
+    if args.llama_decode or args.splits_only:
+        _write(llama_decode_sweep() if args.llama_decode else split_sweep(), args.json)
         return
     cases = {
         "T3 decode b256 ctx U[200,1600]": (dict(num_reqs=256, ctx_lo=200, ctx_hi=1600, heads=16, kv_heads=8,
@@ -241,12 +244,6 @@ def main() -> None:
         "T2 decode b200 ctx U[1024,2048] (Llama-8B heads)": (dict(num_reqs=200, ctx_lo=1024, ctx_hi=2048, heads=32,
                                                                   kv_heads=8, head=128), [1]),
     }
-    if args.splits_only:
-        results = split_sweep()
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=1)
-        return
     results = {} if args.decode_only else prefill_sweep()
     if args.prefill_only:
         cases = {}
