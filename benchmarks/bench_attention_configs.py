@@ -256,9 +256,7 @@ def main() -> None:
                                 lambda r: r["warps"] == 4 and r["stages"] == 2 and not r["ordered"]
                                 and r["splits"] == 1)
         print(name, json.dumps(results[name], indent=1), flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    _write(results, args.json)
 
 
 if __name__ == "__main__":
