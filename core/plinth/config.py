@@ -19,6 +19,9 @@ class CacheConfig:
     kv_cache_dtype: str = "auto"  # "auto" = the model dtype
 
 
+ADMISSION_RULES = ("forecast", "greedy")  # SchedulerConfig.admission
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
     max_num_seqs: int = 256  # requests in one step
@@ -26,7 +29,7 @@ class SchedulerConfig:
     max_model_len: int | None = None  # None = from the model config
     enable_chunked_prefill: bool = True  # split long prompts over steps
     policy: str = "fcfs"  # "fcfs" or "priority"
-    admission: str = "forecast"  # "forecast": only if projected KV growth fits; "greedy": vLLM's
+    admission: str = "forecast"  # one of ADMISSION_RULES: "forecast" (projected KV growth fits), "greedy" (vLLM's)
 
 
 @dataclass(frozen=True)

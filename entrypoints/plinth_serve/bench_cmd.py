@@ -83,8 +83,10 @@ def bench_throughput(
 
     if load_format != "dummy":
         raise typer.BadParameter("benchmarks use random weights of the built-in model shapes", param_hint="--load-format")
-    if admission not in ("forecast", "greedy"):
-        raise typer.BadParameter("use 'forecast' or 'greedy'", param_hint="--admission")
+    from plinth.config import ADMISSION_RULES
+
+    if admission not in ADMISSION_RULES:
+        raise typer.BadParameter(f"use {' or '.join(map(repr, ADMISSION_RULES))}", param_hint="--admission")
     options = _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
                                gpu_memory_utilization, admission)
     _emit(run_throughput(workload, options), result_json)

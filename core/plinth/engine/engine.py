@@ -7,9 +7,9 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from plinth.config import ConfigError
-from plinth.sched.kv_cache import KVCacheManager
+from plinth.config import ADMISSION_RULES, ConfigError
 from plinth.runner.request_state import needs_output_history
+from plinth.sched.kv_cache import KVCacheManager
 from plinth.sched.outputs import EngineOutput, RunnerOutput, SchedulerOutput, SchedulerStats
 from plinth.sched.request import FINISH_REASONS, Request, sibling_request_ids
 from plinth.sched.scheduler import Scheduler
@@ -171,6 +171,6 @@ def _resolve_max_model_len(config: EngineConfig, num_kv_blocks: int) -> int:
             f"least max_model_len ({max_model_len}); raise it, lower max_model_len or enable chunked prefill")
     if sched.policy not in ("fcfs", "priority"):
         raise ConfigError(f"unknown scheduling policy {sched.policy!r}; use 'fcfs' or 'priority'")
-    if sched.admission not in ("forecast", "greedy"):
-        raise ConfigError(f"unknown admission {sched.admission!r}; use 'forecast' or 'greedy'")
+    if sched.admission not in ADMISSION_RULES:
+        raise ConfigError(f"unknown admission {sched.admission!r}; use {' or '.join(map(repr, ADMISSION_RULES))}")
     return max_model_len

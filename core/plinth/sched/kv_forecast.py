@@ -58,16 +58,15 @@ class KVForecast:
         bs = self.block_size
         tables = kv_cache.block_tables
         steps_left = self.steps_left
-        rows = [(steps_left(r), len(r.all_token_ids), len(tables[r.request_id]),
+        rows = [(steps_left(r), r.num_tokens, len(tables[r.request_id]),
                  max(r.num_cached_tokens, 0) // bs)  # prefix-cache hits stay cached after it ends
                 for r in running]
         return AdmissionPlan(rows, kv_cache.num_free_blocks, bs)
 
     def steps_left(self, request: Request) -> int:
         """Output tokens the forecast expects ``request`` still to generate."""
-        num_tokens = len(request.all_token_ids)
-        left = min(request.max_tokens - (num_tokens - len(request.prompt_token_ids)),
-                   self.max_model_len - num_tokens, self.horizon)
+        left = min(request.max_tokens - request.num_output_tokens, self.max_model_len - request.num_tokens,
+                   self.horizon)
         if left <= 0:
             return 0
         return left if request.runs_to_length else math.ceil(self.fraction * left)
