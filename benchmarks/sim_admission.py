@@ -32,12 +32,24 @@ KV_BYTES_PER_TOKEN = 131_072  # Llama-3.1-8B, bf16
 EOS = 2
 
 
-def step_seconds(scheduler: Scheduler, out, fixed: float, kv_bandwidth: float) -> float:
-    """The modelled device time of one scheduled step.
+def prompt_attention_flops(num_tokens: int, done: int) -> float:
+    """Causal attention FLOPs of ``num_tokens`` prompt tokens after ``done`` computed ones (Llama-8B heads)."""
+    return num_tokens * (done + num_tokens / 2) * 4 * 32 * 128 * 32
 
-    Decode rows read their context's KV; a step with prompt tokens runs all its rows at the prefill
-    GEMM rate (16 GFLOP a token at 725 TFLOP/s) plus causal attention at 300 TFLOP/s.
-    """
+
+def device_seconds(prompt: int, decode_rows: int, context: int, attention_flops: float, fixed: float,
+                   kv_bandwidth: float) -> float:
+    """The modelled device time of a step: ``fixed``, the weights, each decode row's context of KV at
+    ``kv_bandwidth``; with prompt tokens, every row at the prefill GEMM rate (16 GFLOP a token at 725
+    TFLOP/s) plus causal attention at 300 TFLOP/s."""
+    seconds = fixed + 15e9 / 3.0e12 + context * KV_BYTES_PER_TOKEN / kv_bandwidth + attention_flops / 300e12
+    if prompt:
+        seconds += (prompt + decode_rows) * 16e9 / 725e12
+    return seconds
+
+
+def step_seconds(scheduler: Scheduler, out, fixed: float, kv_bandwidth: float) -> float:
+    """The modelled device time of one scheduled step (``device_seconds`` of its rows)."""
     context = decode_rows = prompt = 0
     attention_flops = 0.0
     for rid, n in out.num_scheduled_tokens.items():
@@ -48,11 +60,8 @@ def step_seconds(scheduler: Scheduler, out, fixed: float, kv_bandwidth: float) -
             context += done + 1
         else:
             prompt += n
-            attention_flops += n * (done + n / 2) * 4 * 32 * 128 * 32
-    seconds = fixed + 15e9 / 3.0e12 + context * KV_BYTES_PER_TOKEN / kv_bandwidth + attention_flops / 300e12
-    if prompt:
-        seconds += (prompt + decode_rows) * 16e9 / 725e12
-    return seconds
+            attention_flops += prompt_attention_flops(n, done)
+    return device_seconds(prompt, decode_rows, context, attention_flops, fixed, kv_bandwidth)
 
 
 def sampled_ids(scheduler: Scheduler, out, stop_at: dict[str, int] | None) -> RunnerOutput:

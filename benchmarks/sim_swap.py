@@ -22,8 +22,9 @@ import argparse
 import math
 from dataclasses import dataclass
 
+from sim_admission import KV_BYTES_PER_TOKEN, device_seconds, prompt_attention_flops
+
 BLOCK = 16
-KV_BYTES_PER_TOKEN = 131_072  # Llama-3.1-8B, bf16
 
 
 @dataclass
@@ -47,13 +48,6 @@ class Req:
     @property
     def blocks(self) -> int:
         return math.ceil(self.computed / BLOCK)
-
-
-def step_seconds(prompt_tokens: int, decode_rows: int, context: int, attention_flops: float) -> float:
-    seconds = 1.35e-3 + 15e9 / 3.0e12 + context * KV_BYTES_PER_TOKEN / 2.9e12 + attention_flops / 300e12
-    if prompt_tokens:
-        seconds += (prompt_tokens + decode_rows) * 16e9 / 725e12
-    return seconds
 
 
 def simulate(rule: str, blocks: int, host_gib: float = 0.0, pcie_gbs: float = 25.0, overlapped: bool = False,
@@ -123,7 +117,7 @@ def simulate(rule: str, blocks: int, host_gib: float = 0.0, pcie_gbs: float = 25
                 context += r.computed + 1
             else:
                 prompt_tokens += n
-                attention_flops += n * (r.computed + n / 2) * 4 * 32 * 128 * 32
+                attention_flops += prompt_attention_flops(n, r.computed)
             budget_left -= n
             r.computed += n
             if r.computed >= r.tokens:  # the step's last token of the request: one new token sampled
@@ -131,7 +125,7 @@ def simulate(rule: str, blocks: int, host_gib: float = 0.0, pcie_gbs: float = 25
                 if r.generated >= r.output:
                     r.state = "done"
                     free += r.blocks
-        seconds = step_seconds(prompt_tokens, decode_rows, context, attention_flops)
+        seconds = device_seconds(prompt_tokens, decode_rows, context, attention_flops, 1.35e-3, 2.9e12)
         transfer = swap_bytes / (pcie_gbs * 1e9)
         clock += max(seconds, transfer) if overlapped else seconds + transfer
         swapped_bytes += swap_bytes
