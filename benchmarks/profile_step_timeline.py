@@ -117,11 +117,14 @@ def main() -> None:
     freeze_heap()  # as ``plinth bench throughput`` does before its timed run
     gc_pauses: list[tuple[int, int, int]] = []  # (start ns, end ns, generation) of each collection
 
-    def on_gc(phase, info, started=[0]):  # noqa: B006 - the start time between the two calls
+    gc_started = 0
+
+    def on_gc(phase, info):
+        nonlocal gc_started
         if phase == "start":
-            started[0] = time.perf_counter_ns()
+            gc_started = time.perf_counter_ns()
         else:
-            gc_pauses.append((started[0], time.perf_counter_ns(), info["generation"]))
+            gc_pauses.append((gc_started, time.perf_counter_ns(), info["generation"]))
 
     gc.callbacks.append(on_gc)
     prompts = [{"prompt_token_ids": r.prompt_token_ids} for r in workload.requests]
