@@ -75,7 +75,6 @@ def main() -> None:
 
     from plinth.bench.runner import BenchOptions, _make_llm, _params
     from plinth.bench.workloads import build_workload
-    from plinth.engine.heap import freeze_heap
 
     workload = build_workload(args.workload, args.num_requests)
     llm, _ = _make_llm(workload, BenchOptions(device=args.device))
@@ -114,7 +113,6 @@ def main() -> None:
         return handle
 
     runner.execute_async = timed_execute_async
-    freeze_heap()  # as ``plinth bench throughput`` does before its timed run
     gc_pauses: list[tuple[int, int, int]] = []  # (start ns, end ns, generation) of each collection
 
     gc_started = 0
