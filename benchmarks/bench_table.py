@@ -23,11 +23,12 @@ def main(out_dir: str) -> None:
         if ours is None:
             continue
         rate = ours.get("decode_tok_s") if name == "L1" else ours["output_tok_s"]
-        hf = peer["output_tok_s"] if peer else None
+        hf = (peer.get("decode_tok_s") if name == "L1" else peer["output_tok_s"]) if peer else None
         ratio = f"{rate / hf:.1f}x" if hf else "-"
         notes = f"{ours['num_requests']} req, {ours['elapsed_s']} s"
         if peer and not peer.get("finished"):
-            notes += f"; HF stopped at {peer['finished_requests']}/{peer['num_requests']} req (lower bound)"
+            notes += (f"; HF stopped at {peer.get('time_limit_s', peer['elapsed_s'])} s with "
+                      f"{peer['finished_requests']}/{peer['num_requests']} req done (a lower bound)")
         if "decode_steps" in ours:
             d = ours["decode_steps"]
             notes += f"; decode step host {d['runner_host_ms']} ms / wait {d['device_wait_ms']} ms"

@@ -2,7 +2,10 @@
 # The CUDA platform's GPU suite: kernel checks, conformance kit, GPU end-to-end tests, then the
 # BENCHMARKS.md workloads for plinth and the Hugging Face peer, and one table at the end.
 #
-#   bash benchmarks/gpu_suite.sh all      # everything (needs ~15 min of GPU time)
+#   bash benchmarks/gpu_suite.sh all      # one 10-minute call: kernel checks (bf16 cases of every kernel), greedy =
+#                                         # transformers, T3, L1, T1, T2 for plinth, the HF peer on each, the table
+#   bash benchmarks/gpu_suite.sh verify1  # the whole GPU test directory, part 1: attention and dense-prefill cases
+#   bash benchmarks/gpu_suite.sh verify2  # part 2: everything else, then the conformance kit
 #   bash benchmarks/gpu_suite.sh tests    # kernels + conformance + e2e on the GPU, then T3
 #   bash benchmarks/gpu_suite.sh bench    # L1, T1 (scaled by T1_REQUESTS, default 200)
 #   bash benchmarks/gpu_suite.sh peer     # HF transformers on T3 (time-limited by HF_TIME_LIMIT)
@@ -40,7 +43,37 @@ bench() {  # bench NAME COMMAND...: run a plinth bench sub-command with a time l
         >"$OUT/plinth_$name.log" 2>&1 || { echo "plinth $name failed (rc=$?)"; tail -20 "$OUT/plinth_$name.log"; }
 }
 
-if [[ $STAGE == tests || $STAGE == all ]]; then
+stamp() { echo "[$(date +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$OUT/stages.txt"; }
+FULL_MATRIX="test_attention or dense_prefill or mixed_step_decode_rows"
+if [[ $STAGE == all ]]; then
+    SECONDS=0
+    stamp "kernel checks"
+    timeout 110 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_sampling_gpu.py \
+        tests/platforms/cuda/test_engine_gpu.py -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
+        -k "bfloat16 or not ($FULL_MATRIX)" 2>&1 | tail -3 | tee "$OUT/kernels.txt"
+    stamp "plinth T3"; bench t3 throughput --workload T3
+    stamp "plinth L1"; bench l1 latency --workload L1
+    stamp "plinth T1"; BENCH_TIMEOUT=120 bench t1 throughput --workload T1
+    stamp "plinth T2"; BENCH_TIMEOUT=210 bench t2 throughput --workload T2
+    stamp "HF T3"
+    timeout 100 python3 benchmarks/bench_hf_peer.py --workload T3 --time-limit "${HF_TIME_LIMIT:-45}" --out-dir "$OUT" \
+        >"$OUT/hf_t3.log" 2>&1 || { echo "HF T3 failed"; tail -5 "$OUT/hf_t3.log"; }
+    stamp "HF L1, T1, T2"
+    timeout 150 python3 benchmarks/bench_hf_peer.py --workload L1,T1,T2 --time-limit "${HF_LLAMA_LIMIT:-30}" \
+        --out-dir "$OUT" >"$OUT/hf_llama.log" 2>&1 || { echo "HF Llama workloads failed"; tail -5 "$OUT/hf_llama.log"; }
+    stamp "done"
+fi
+if [[ $STAGE == verify1 ]]; then
+    timeout 480 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py -q -n 8 -p no:cacheprovider \
+        --plinth-platform=cuda -k "test_attention or dense_prefill" 2>&1 | tail -15 | tee "$OUT/cuda_tests_1.txt"
+fi
+if [[ $STAGE == verify2 ]]; then
+    timeout 420 python3 -m pytest tests/platforms/cuda -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
+        -k "not (test_attention or dense_prefill)" 2>&1 | tail -15 | tee "$OUT/cuda_tests_2.txt"
+    timeout 110 python3 -m pytest --pyargs plinth.testing.conformance -q -n 8 -p no:cacheprovider \
+        --plinth-platform=cuda 2>&1 | tail -5 | tee "$OUT/conformance.txt"
+fi
+if [[ $STAGE == tests ]]; then
     timeout 200 python3 -m pytest tests/platforms/cuda -q -x -n 8 -p no:cacheprovider --plinth-platform=cuda \
         -k "not engine" 2>&1 | tail -5 | tee "$OUT/kernels.txt"
     timeout 150 python3 -m pytest --pyargs plinth.testing.conformance -q -n 8 -p no:cacheprovider \
@@ -60,13 +93,13 @@ fi
 if [[ $STAGE == t2 ]]; then
     bench t2 throughput --workload T2
 fi
-if [[ $STAGE == bench || $STAGE == all ]]; then
+if [[ $STAGE == bench ]]; then
     timeout 150 python3 benchmarks/bench_decode_step.py --json "$OUT/decode_step.json" >"$OUT/decode_step.log" 2>&1 \
         || { echo "decode-step profile failed"; tail -20 "$OUT/decode_step.log"; }
     bench l1 latency --workload L1
     bench t1 throughput --workload T1 --num-requests "${T1_REQUESTS:-200}"
 fi
-if [[ $STAGE == peer || $STAGE == all ]]; then
+if [[ $STAGE == peer ]]; then
     timeout $(( ${HF_TIME_LIMIT:-280} + 120 )) python3 benchmarks/bench_hf_peer.py --workload T3 \
         --time-limit "${HF_TIME_LIMIT:-280}" --json "$OUT/hf_t3.json" >"$OUT/hf_t3.log" 2>&1 \
         || { echo "HF peer failed"; tail -20 "$OUT/hf_t3.log"; }
