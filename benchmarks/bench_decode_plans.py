@@ -4,7 +4,7 @@ Uses the paged kernel's timing harness of ``bench_attention_configs.py``.
 
     python benchmarks/bench_decode_plans.py layouts        # read ceiling; NHD vs HND x block 16/32/64
     python benchmarks/bench_decode_plans.py tail           # plans at batches 16-128 (a run's tail)
-    python benchmarks/bench_decode_plans.py small-splits   # KV splits at batches 2-48, timed from CUDA graphs
+    python benchmarks/bench_decode_plans.py small-splits   # KV splits at batches 2-96, timed from CUDA graphs
 """
 
 from __future__ import annotations
@@ -95,13 +95,13 @@ def tail_sweep() -> dict:
 
 
 def small_split_sweep() -> dict:
-    """KV splits 1-8 at batches 2-48 (contexts U[600, 2000], Qwen3-0.6B and Llama-8B heads), each split count
+    """KV splits 1-8 at batches 2-96 (contexts U[600, 2000], Qwen3-0.6B and Llama-8B heads), each split count
     with the plan ``decode_launch`` gives it, against the backend's split rule; timed from CUDA graphs."""
     from plinth_triton.attention_backend import TritonAttentionBackend
     from plinth_triton.attention_kernel import decode_launch
 
     results = {}
-    for heads, num_reqs in itertools.product((16, 32), (2, 4, 8, 12, 16, 20, 24, 32, 48)):
+    for heads, num_reqs in itertools.product((16, 32), (2, 4, 8, 12, 16, 20, 24, 32, 48, 64, 96)):
         batch = make_batch(num_reqs, 600, 2000, heads, 8, 128, seed=num_reqs)
         grid = [(*decode_launch(heads // 8, 128, torch.bfloat16, num_reqs, sp), sp, True) for sp in (1, 2, 4, 8)]
         rows = decode_rows(batch, grid, lambda fn: graph_ms(lambda i: fn(), 16, reps=7))

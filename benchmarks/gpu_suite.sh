@@ -24,6 +24,7 @@
 #   bash benchmarks/gpu_suite.sh round9a  # mixed-step decode-row tests; T1 with/without the decode launch, 384 seqs; T2
 #   bash benchmarks/gpu_suite.sh round9b  # mixed-step tests + no-compile test; T1 with/without the decode launch, 384; T3
 #   bash benchmarks/gpu_suite.sh round9c  # prefill GEMM paths; decode/mixed/no-compile tests; T3 tail plan A/B twice
+#   bash benchmarks/gpu_suite.sh round10a # KV-split sweep at batches 2-96 (CUDA graphs), then verify1
 #   bash benchmarks/gpu_suite.sh round9d  # engine/decode/sampling GPU tests, small-batch split sweep, then T1, T3, L1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -63,9 +64,14 @@ if [[ $STAGE == all ]]; then
         --out-dir "$OUT" >"$OUT/hf_llama.log" 2>&1 || { echo "HF Llama workloads failed"; tail -5 "$OUT/hf_llama.log"; }
     stamp "done"
 fi
-if [[ $STAGE == verify1 ]]; then
-    timeout 480 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py -q -n 8 -p no:cacheprovider \
-        --plinth-platform=cuda -k "test_attention or dense_prefill" 2>&1 | tail -15 | tee "$OUT/cuda_tests_1.txt"
+if [[ $STAGE == round10a ]]; then  # KV splits at batches 2-96 (graph-timed), then verify1
+    timeout 150 python3 benchmarks/bench_decode_plans.py small-splits --json "$OUT/small_splits.json" \
+        >"$OUT/small_splits.log" 2>&1 || { echo "split sweep failed"; tail -5 "$OUT/small_splits.log"; }
+    cat "$OUT/small_splits.log"
+fi
+if [[ $STAGE == verify1 || $STAGE == round10a ]]; then
+    timeout 400 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py -q -n 8 -p no:cacheprovider \
+        --plinth-platform=cuda -k "test_attention or dense_prefill" --durations=8 2>&1 | tail -15 | tee "$OUT/cuda_tests_1.txt"
 fi
 if [[ $STAGE == verify2 ]]; then
     timeout 420 python3 -m pytest tests/platforms/cuda -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
