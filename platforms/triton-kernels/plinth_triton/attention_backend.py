@@ -16,7 +16,7 @@ from plinth.platform import (
     GraphSupport,
     Support,
 )
-from plinth_triton.attention_kernel import decode_rows_first, paged_attention
+from plinth_triton.attention_kernel import decode_rows_first, decode_splits, paged_attention
 from plinth_triton.kv_write import write_kv
 
 _DTYPES = ("bfloat16", "float16", "float32")
@@ -63,7 +63,8 @@ class TritonAttentionImpl(AttentionImpl):
 class TritonAttentionBackend(AttentionBackend):
     """Unified varlen paged attention (prefill, decode, mixed; GQA packed; split-KV decode).
 
-    ``num_sms``: multiprocessors of the device, used to decide when decode splits the KV.
+    ``num_sms``: multiprocessors of the device; with the head shape of the layers it built
+    (``make_impl``), it decides when decode splits the KV (``decode_splits``).
     ``decode_order``: wide decode batches start their programs longest request first (one device
     sort per step, inside the captured graph); ``PLINTH_TRITON_DECODE_ORDER=0`` turns it off.
     ``dense_prefill``: prompts without cached context attend over the step's own keys and values with
@@ -82,6 +83,7 @@ class TritonAttentionBackend(AttentionBackend):
         self.decode_order = _switch(decode_order, "PLINTH_TRITON_DECODE_ORDER")
         self.dense_prefill = _switch(dense_prefill, "PLINTH_TRITON_DENSE_PREFILL")
         self.mixed_decode = _switch(mixed_decode, "PLINTH_TRITON_MIXED_DECODE")
+        self._kv_heads, self._group = 8, 4  # until a layer is built: Llama-8B's heads
 
     def supports(self, selector: AttentionSelector) -> Support:
         if selector.num_heads % selector.num_kv_heads:
@@ -105,9 +107,7 @@ class TritonAttentionBackend(AttentionBackend):
     def build_metadata(self, common: CommonAttentionMetadata) -> TritonAttentionMetadata:
         splits = 1
         if common.max_query_len == 1:
-            programs = max(1, common.num_reqs * 8)  # ~8 KV heads: the split only needs to fill the device roughly
-            while splits < 16 and programs * splits < self.num_sms:
-                splits *= 2
+            splits = decode_splits(common.num_reqs, self._kv_heads, self._group, self.num_sms)
         order = None
         decode_rows = 0
         if self.decode_order and common.max_query_len == 1 and common.num_reqs > 1:
@@ -120,4 +120,5 @@ class TritonAttentionBackend(AttentionBackend):
         return TritonAttentionMetadata(common, common.slot_mapping, splits, order, decode_rows)
 
     def make_impl(self, spec: AttentionLayerSpec) -> AttentionImpl:
+        self._kv_heads, self._group = spec.num_kv_heads, spec.num_heads // spec.num_kv_heads
         return TritonAttentionImpl(spec, self.dense_prefill)

@@ -254,6 +254,26 @@ def decode_launch(group: int, head_size: int, dtype: torch.dtype, num_reqs: int 
     return 64, 4, 2
 
 
+def decode_splits(num_reqs: int, num_kv_heads: int, group: int, num_sms: int) -> int:
+    """KV splits per request for a decode step of ``num_reqs`` (1 = none).
+
+    Batches that start fewer than 1.5 waves of programs (one per request and KV head) split each
+    request's KV until the programs reach 3.75 waves where fewer than 4 query heads share a KV head
+    (Qwen3-0.6B), 2.25 waves otherwise (Llama-8B). Graph-timed on the H100 (``bench_decode_plans.py
+    small-splits``, contexts U[600, 2000], 2026-11-23), GB/s of KV, the rule until now against this one:
+    Qwen3 heads b8 1,692 / 1,916, b12 1,542 / 1,964, b16 1,787 / 2,119, b20 2,210 / 2,380, b24 2,064 /
+    2,360; Llama-8B heads b12 1,746 / 1,878, b16 1,967 / 2,015, b20 2,182 / 2,305, b24 1,988 / 2,236.
+    From batch 32 (256 programs) no split measured better."""
+    programs = max(1, num_reqs * num_kv_heads)
+    if 2 * programs >= 3 * num_sms:
+        return 1
+    target = num_sms * (2.25 if group >= 4 else 3.75)
+    splits = 1
+    while splits < 16 and programs * splits < target:
+        splits *= 2
+    return splits
+
+
 def plan_blocks(group: int, head_size: int, max_query_len: int, dtype: torch.dtype, num_reqs: int | None = None,
                 num_splits: int = 1) -> tuple[int, int, int]:
     """``(BLOCK_M, BLOCK_Q, TILE_N)`` for a batch: small row tiles for decode, large for prefill.

@@ -46,3 +46,30 @@ def test_plan_by_grouping_and_batch(monkeypatch):
     assert plan(2, 128, torch.bfloat16) == (64, 4, 2)  # batch unknown
     assert plan(2, 256, torch.bfloat16, 8) == plan(4, 128, torch.float32, 8) == (32, 4, 2)
     assert attention_kernel.plan_blocks(2, 128, 1, torch.bfloat16, 40) == (16, 8, 128)
+
+
+def test_split_rule_by_batch_and_grouping():
+    from plinth_triton.attention_kernel import decode_splits
+
+    qwen = [decode_splits(b, 8, 2, 132) for b in (1, 4, 8, 12, 16, 20, 24, 32, 256)]
+    llama = [decode_splits(b, 8, 4, 132) for b in (1, 4, 8, 12, 16, 20, 24, 32, 256)]
+    assert qwen == [16, 16, 8, 8, 4, 4, 4, 1, 1]  # the best split count measured at batches 8-32
+    assert llama == [16, 16, 8, 4, 4, 2, 2, 1, 1]
+    assert decode_splits(24, 8, 2, 264) == 8  # a device with more SMs splits further
+
+
+def test_backend_splits_for_the_layers_it_built():
+    from plinth.platform import AttentionLayerSpec, CommonAttentionMetadata
+    import torch
+    from plinth_triton.attention_backend import TritonAttentionBackend
+
+    n = 24
+    lens = torch.full((n,), 1000, dtype=torch.int32)
+    qsl = torch.arange(n + 1, dtype=torch.int32)
+    md = CommonAttentionMetadata(qsl, qsl, lens, lens, torch.zeros(n, 63, dtype=torch.int32),
+                                 torch.arange(n), n, n, 1, 1000)
+    backend = TritonAttentionBackend(num_sms=132, decode_order=False)
+    backend.make_impl(AttentionLayerSpec(16, 8, 128, 0.1))
+    assert backend.build_metadata(md).num_splits == 4
+    backend.make_impl(AttentionLayerSpec(32, 8, 128, 0.1))
+    assert backend.build_metadata(md).num_splits == 2
