@@ -59,9 +59,10 @@ def test_split_rule_by_batch_and_grouping():
 
 
 def test_backend_splits_for_the_layers_it_built():
-    from plinth.platform import AttentionLayerSpec, CommonAttentionMetadata
     import torch
     from plinth_triton.attention_backend import TritonAttentionBackend
+
+    from plinth.platform import AttentionLayerSpec, CommonAttentionMetadata
 
     n = 24
     lens = torch.full((n,), 1000, dtype=torch.int32)
