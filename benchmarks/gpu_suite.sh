@@ -25,6 +25,7 @@
 #   bash benchmarks/gpu_suite.sh round9b  # mixed-step tests + no-compile test; T1 with/without the decode launch, 384; T3
 #   bash benchmarks/gpu_suite.sh round9c  # prefill GEMM paths; decode/mixed/no-compile tests; T3 tail plan A/B twice
 #   bash benchmarks/gpu_suite.sh round10a # KV-split sweep at batches 2-96 (CUDA graphs), then verify1
+#   bash benchmarks/gpu_suite.sh round10b # KV blocks of 32 tokens vs 16: T2, T1, T3
 #   bash benchmarks/gpu_suite.sh round9d  # engine/decode/sampling GPU tests, small-batch split sweep, then T1, T3, L1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -68,6 +69,15 @@ if [[ $STAGE == round10a ]]; then  # KV splits at batches 2-96 (graph-timed), th
     timeout 150 python3 benchmarks/bench_decode_plans.py small-splits --json "$OUT/small_splits.json" \
         >"$OUT/small_splits.log" 2>&1 || { echo "split sweep failed"; tail -5 "$OUT/small_splits.log"; }
     cat "$OUT/small_splits.log"
+fi
+if [[ $STAGE == round10b ]]; then  # KV blocks of 32 tokens against 16: T2 and T1, one call
+    stamp "T2 block 32"; BENCH_TIMEOUT=200 bench t2_bs32 throughput --workload T2 --block-size 32
+    stamp "T2 block 16"; BENCH_TIMEOUT=200 bench t2 throughput --workload T2 --block-size 16
+    stamp "T1 block 32"; BENCH_TIMEOUT=120 bench t1_bs32 throughput --workload T1 --block-size 32
+    stamp "T1 block 16"; BENCH_TIMEOUT=120 bench t1 throughput --workload T1 --block-size 16
+    stamp "T3 block 32"; bench t3_bs32 throughput --workload T3 --block-size 32
+    stamp "T3 block 16"; bench t3 throughput --workload T3 --block-size 16
+    grep -h '"output_tok_s"' "$OUT"/plinth_*.json
 fi
 if [[ $STAGE == verify1 || $STAGE == round10a ]]; then
     timeout 400 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py -q -n 8 -p no:cacheprovider \

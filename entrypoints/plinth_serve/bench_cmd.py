@@ -43,12 +43,13 @@ def bench_serve(
 
 
 def _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
-                     gpu_memory_utilization, admission="forecast"):
+                     gpu_memory_utilization, admission="forecast", block_size=None):
     from plinth.bench.runner import BenchOptions
 
+    engine = {"admission": admission, **({"block_size": block_size} if block_size else {})}
     return BenchOptions(device=device, num_requests=num_requests, enforce_eager=enforce_eager,
                         max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
-                        gpu_memory_utilization=gpu_memory_utilization, engine_options={"admission": admission})
+                        gpu_memory_utilization=gpu_memory_utilization, engine_options=engine)
 
 
 def _emit(result: dict, result_json: str | None) -> None:
@@ -72,6 +73,7 @@ def bench_throughput(
     gpu_memory_utilization: float = typer.Option(0.9, min=0.05, max=1.0),
     admission: str = typer.Option("forecast", help="forecast: admit a request only if the running ones' "
                                   "projected KV growth leaves room; greedy: whenever its prompt fits (vLLM's)."),
+    block_size: int | None = typer.Option(None, min=1, help="Tokens per KV-cache block (default: the platform's)."),
     load_format: str = typer.Option("dummy", help="Only 'dummy' (random weights of the model shape)."),
     result_json: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
 ) -> None:
@@ -88,7 +90,7 @@ def bench_throughput(
     if admission not in ADMISSION_RULES:
         raise typer.BadParameter(f"use {' or '.join(map(repr, ADMISSION_RULES))}", param_hint="--admission")
     options = _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
-                               gpu_memory_utilization, admission)
+                               gpu_memory_utilization, admission, block_size)
     _emit(run_throughput(workload, options), result_json)
 
 

@@ -45,3 +45,17 @@ def test_serve_passes_admission(served):
 def test_bench_rejects_an_unknown_admission():
     result = CliRunner().invoke(app, ["bench", "throughput", "--admission", "lifo"])
     assert result.exit_code != 0 and "forecast" in result.output
+
+
+def test_bench_passes_block_size_and_admission_to_the_engine(monkeypatch):
+    import plinth.bench.runner as runner
+
+    seen = {}
+    monkeypatch.setattr(runner, "run_throughput", lambda name, options: seen.update(name=name, options=options) or {})
+    result = CliRunner().invoke(app, ["bench", "throughput", "--workload", "T2", "--block-size", "32",
+                                      "--admission", "greedy"])
+    assert result.exit_code == 0, result.output
+    assert seen["name"] == "T2"
+    assert seen["options"].engine_options == {"admission": "greedy", "block_size": 32}
+    CliRunner().invoke(app, ["bench", "throughput"])
+    assert seen["options"].engine_options == {"admission": "forecast"}  # the platform's block size
