@@ -239,6 +239,7 @@ echo; cat "$OUT/env.txt"
 python3 benchmarks/bench_table.py "$OUT" | tee "$OUT/table.txt"
 [[ -f $OUT/decode_step.json ]] && { echo "decode step (Qwen3-0.6B, batch 256):"; cat "$OUT/decode_step.json"; }
 # the device tool brings back a few files per call: everything else travels in one archive
-if (cd "$OUT" && tar -czf results.tgz --exclude=results.tgz . 2>/dev/null); then
+archive=$(mktemp -u /tmp/plinth_results.XXXXXX.tgz)
+if tar -czf "$archive" -C "$OUT" . 2>/dev/null && mv "$archive" "$OUT/results.tgz"; then
     find "$OUT" -type f ! -name results.tgz ! -name table.txt ! -name stages.txt -delete
 fi
