@@ -2,8 +2,9 @@
 # The CUDA platform's GPU suite: kernel checks, conformance kit, GPU end-to-end tests, then the
 # BENCHMARKS.md workloads for plinth and the Hugging Face peer, and one table at the end.
 #
-#   bash benchmarks/gpu_suite.sh all      # one 10-minute call: kernel checks (a bf16 slice of every kernel), greedy =
+#   bash benchmarks/gpu_suite.sh all      # one 10-minute call: kernel checks (a bf16 case of every kernel), greedy =
 #                                         # transformers, T3, L1, T1, T2 for plinth, the HF peer on each, the table
+#   bash benchmarks/gpu_suite.sh checks   # the kernel checks of `all` alone
 #   bash benchmarks/gpu_suite.sh verify1  # the whole GPU test directory, part 1: attention and dense-prefill cases
 #   bash benchmarks/gpu_suite.sh verify2  # part 2: everything else, then the conformance kit
 #   bash benchmarks/gpu_suite.sh tests    # kernels + conformance + e2e on the GPU, then T3
@@ -47,12 +48,19 @@ bench() {  # bench NAME COMMAND...: run a plinth bench sub-command with a time l
 
 stamp() { echo "[$(date +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$OUT/stages.txt"; }
 FULL_MATRIX="test_attention or dense_prefill or mixed_step_decode_rows"
+kernel_checks() {  # one bf16 case of every kernel (GQA 4, head 128), the sampler, greedy = transformers (Qwen3-0.6B shape)
+    timeout 110 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_sampling_gpu.py \
+        tests/platforms/cuda/test_engine_gpu.py -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
+        -k "(bfloat16 and bs16-g4) or (dtype0 and (split or wide or window or elementwise or gemv or write_kv)) \
+            or sampling_gpu or qwen3_06b" 2>&1 | tail -3 | tee "$OUT/kernels.txt"
+}
+if [[ $STAGE == checks ]]; then
+    SECONDS=0; stamp "kernel checks"; kernel_checks; stamp "done"
+fi
 if [[ $STAGE == all ]]; then
     SECONDS=0
     stamp "kernel checks"
-    timeout 110 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_sampling_gpu.py \
-        tests/platforms/cuda/test_engine_gpu.py -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
-        -k "(bfloat16 and bs16 and not g1 and not g8) or not ($FULL_MATRIX)" 2>&1 | tail -3 | tee "$OUT/kernels.txt"
+    kernel_checks
     stamp "plinth T3"; bench t3 throughput --workload T3
     stamp "plinth L1"; bench l1 latency --workload L1
     stamp "plinth T1"; BENCH_TIMEOUT=120 bench t1 throughput --workload T1
