@@ -49,7 +49,7 @@ bench() {  # bench NAME COMMAND...: run a plinth bench sub-command with a time l
 stamp() { echo "[$(date +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$OUT/stages.txt"; }
 FULL_MATRIX="test_attention or dense_prefill or mixed_step_decode_rows"
 kernel_checks() {  # one bf16 case of every kernel (GQA 4, head 128), the sampler, greedy = transformers (Qwen3-0.6B shape)
-    timeout 110 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_sampling_gpu.py \
+    timeout 150 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_sampling_gpu.py \
         tests/platforms/cuda/test_engine_gpu.py -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
         -k "(bfloat16 and bs16-g4) or (dtype0 and (split or wide or window or elementwise or gemv or write_kv)) \
             or sampling_gpu or qwen3_06b" 2>&1 | tail -3 | tee "$OUT/kernels.txt"
@@ -66,10 +66,10 @@ if [[ $STAGE == all ]]; then
     stamp "plinth T1"; BENCH_TIMEOUT=120 bench t1 throughput --workload T1
     stamp "plinth T2"; BENCH_TIMEOUT=210 bench t2 throughput --workload T2
     stamp "HF T3"
-    timeout 100 python3 benchmarks/bench_hf_peer.py --workload T3 --time-limit "${HF_TIME_LIMIT:-45}" --out-dir "$OUT" \
+    timeout 100 python3 benchmarks/bench_hf_peer.py --workload T3 --time-limit "${HF_TIME_LIMIT:-35}" --out-dir "$OUT" \
         >"$OUT/hf_t3.log" 2>&1 || { echo "HF T3 failed"; tail -5 "$OUT/hf_t3.log"; }
     stamp "HF L1, T1, T2"
-    timeout 150 python3 benchmarks/bench_hf_peer.py --workload L1,T1,T2 --time-limit "${HF_LLAMA_LIMIT:-30}" \
+    timeout 150 python3 benchmarks/bench_hf_peer.py --workload L1,T1,T2 --time-limit "${HF_LLAMA_LIMIT:-25}" \
         --out-dir "$OUT" >"$OUT/hf_llama.log" 2>&1 || { echo "HF Llama workloads failed"; tail -5 "$OUT/hf_llama.log"; }
     stamp "done"
 fi
