@@ -47,7 +47,6 @@ bench() {  # bench NAME COMMAND...: run a plinth bench sub-command with a time l
 }
 
 stamp() { echo "[$(date +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$OUT/stages.txt"; }
-FULL_MATRIX="test_attention or dense_prefill or mixed_step_decode_rows"
 kernel_checks() {  # one bf16 case of every kernel (GQA 4, head 128) and the sampler; the whole matrix: verify1/verify2
     timeout "$(left 150)" python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_sampling_gpu.py \
         -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
