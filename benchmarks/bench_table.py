@@ -27,7 +27,7 @@ def main(out_dir: str) -> None:
         ratio = f"{rate / hf:.1f}x" if hf else "-"
         notes = f"{ours['num_requests']} req, {ours['elapsed_s']} s"
         if peer and not peer.get("finished"):
-            counted = "its in-flight tokens counted" if "streamed" in peer.get("counted", "") else "a lower bound"
+            counted = "its in-flight tokens counted" if peer.get("in_flight_counted") else "a lower bound"
             notes += (f"; HF stopped at {peer.get('time_limit_s', peer['elapsed_s'])} s with "
                       f"{peer['finished_requests']}/{peer['num_requests']} req done ({counted})")
         if "decode_steps" in ours:
