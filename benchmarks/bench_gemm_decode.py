@@ -79,6 +79,104 @@ def _gemm_tma_kernel(x_desc, w_desc, y_desc, M, N, K,
     y_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(y_desc.dtype))
 
 
+@triton.jit(do_not_specialize=["M"])
+def _gemm_splitk_kernel(x_desc, w_desc, y_ptr, ws_ptr, count_ptr, M, N, K, stride_ym,
+                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT: tl.constexpr):
+    """Split-K with an in-kernel fix-up: each split writes its fp32 partial tile; the split that arrives
+    last (a per-tile counter) sums them, stores the output and resets the counter, so one launch does it all."""
+    pid = tl.program_id(0)
+    pid_s = tl.program_id(1)
+    num_m = tl.cdiv(M, BLOCK_M)
+    num_tiles = num_m * tl.cdiv(N, BLOCK_N)
+    pid_m = pid % num_m
+    pid_n = pid // num_m
+    k_tiles = tl.cdiv(K, BLOCK_K)
+    per = tl.cdiv(k_tiles, SPLIT)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for kt in range(pid_s * per, tl.minimum((pid_s + 1) * per, k_tiles)):
+        a = x_desc.load([pid_m * BLOCK_M, kt * BLOCK_K])
+        b = w_desc.load([pid_n * BLOCK_N, kt * BLOCK_K])
+        acc = tl.dot(a, b.T, acc)
+    tile_offs = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    tl.store(ws_ptr + (pid_s * num_tiles + pid).to(tl.int64) * (BLOCK_M * BLOCK_N) + tile_offs, acc)
+    tl.debug_barrier()
+    arrived = tl.atomic_add(count_ptr + pid, 1, sem="acq_rel")
+    if arrived == SPLIT - 1:
+        for s in range(SPLIT):
+            if s != pid_s:
+                acc += tl.load(ws_ptr + (s * num_tiles + pid).to(tl.int64) * (BLOCK_M * BLOCK_N) + tile_offs,
+                               cache_modifier=".cg")
+        offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        tl.store(y_ptr + offs_m[:, None].to(tl.int64) * stride_ym + offs_n[None, :], acc.to(y_ptr.dtype.element_ty),
+                 mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+        tl.atomic_xchg(count_ptr + pid, 0)
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    block_m: int
+    block_n: int
+    block_k: int
+    split: int
+    stages: int
+    warps: int
+
+
+def gemm_splitk(x: torch.Tensor, weight: torch.Tensor, plan: SplitPlan, out: torch.Tensor, ws: torch.Tensor,
+                counts: torch.Tensor) -> torch.Tensor:
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    m, k = x.shape
+    n = weight.shape[0]
+    tiles = triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n)
+    _gemm_splitk_kernel[(tiles, plan.split)](
+        TensorDescriptor.from_tensor(x, [plan.block_m, plan.block_k]),
+        TensorDescriptor.from_tensor(weight, [plan.block_n, plan.block_k]), out, ws, counts, m, n, k, out.stride(0),
+        BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, SPLIT=plan.split,
+        num_stages=plan.stages, num_warps=plan.warps)
+    return out
+
+
+def split_plans(m: int):
+    for bm, bn, bk, split, stages, warps in itertools.product((64, 128, 256), (64, 128), (64, 128), (2, 3, 4),
+                                                               (3, 4), (4, 8)):
+        if bm > max(64, 2 ** (m - 1).bit_length()) or bm < m // 2 or (bm * bk + bn * bk) * 2 * stages > 200 * 1024:
+            continue
+        yield SplitPlan(bm, bn, bk, split, stages, warps)
+
+
+def measure_split(m: int, n: int, k: int) -> dict:
+    """cuBLAS against split-K plans at one shape (each checked against ``F.linear``)."""
+    weights = [torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02 for _ in range(COPIES)]
+    x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
+    outs = [torch.empty(m, n, dtype=torch.bfloat16, device="cuda") for _ in range(COPIES)]
+    ws = torch.empty(4 * (m + 256) * n, dtype=torch.float32, device="cuda")
+    counts = torch.zeros(4096, dtype=torch.int32, device="cuda")
+    ref = F.linear(x, weights[0])
+    cublas = graph_us(lambda i: F.linear(x, weights[i % COPIES]))
+    rows = []
+    for plan in split_plans(m):
+        try:
+            got = gemm_splitk(x, weights[0], plan, outs[0], ws, counts)
+            torch.cuda.synchronize()
+            if not torch.allclose(got.float(), ref.float(), atol=2e-2, rtol=2e-2) or counts.any():
+                rows.append({"plan": asdict(plan), "error": "mismatch"})
+                continue
+            us = graph_us(lambda i, plan=plan: gemm_splitk(x, weights[i % COPIES], plan, outs[i % COPIES], ws, counts))
+            got = gemm_splitk(x, weights[1], plan, outs[0], ws, counts)
+            if not torch.allclose(got.float(), F.linear(x, weights[1]).float(), atol=2e-2, rtol=2e-2):
+                rows.append({"plan": asdict(plan), "error": "mismatch after graph replays"})
+                continue
+        except Exception as exc:  # out of resources, unsupported descriptor
+            rows.append({"plan": asdict(plan), "error": f"{type(exc).__name__}: {str(exc)[:80]}"})
+            continue
+        rows.append({"plan": asdict(plan), "us": round(us, 2), "TB_s": round(n * k * 2 / us / 1e6, 2)})
+    ok = sorted((r for r in rows if "us" in r), key=lambda r: r["us"])
+    return {"cublas_us": round(cublas, 2), "cublas_TB_s": round(n * k * 2 / cublas / 1e6, 2), "best": ok[:4],
+            "errors": [r for r in rows if "error" in r][:3], "plans": len(rows)}
+
+
 def gemm(x: torch.Tensor, weight: torch.Tensor, plan: GemmPlan, out: torch.Tensor) -> torch.Tensor:
     """``x [M, K] @ weight[N, K].T`` into ``out [M, N]`` (fp32 accumulation)."""
     m, k = x.shape
@@ -163,9 +261,25 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, nargs="+", default=[256, 128])
     ap.add_argument("--blas-only", action="store_true", help="only torch's BLAS libraries, per decode step")
+    ap.add_argument("--split-k", nargs="*", metavar="LINEAR", help="split-K plans against cuBLAS on these linears")
     ap.add_argument("--json")
     args = ap.parse_args()
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, flush=True)
+    if args.split_k is not None:
+        results = {}
+        for m in args.batches:
+            saved = 0.0
+            for name in args.split_k or ("o", "down", "qkv"):
+                n, k = LLAMA_LINEARS[name]
+                results[f"{name} M={m}"] = r = measure_split(m, n, k)
+                print(f"{name} {n}x{k} M={m}", json.dumps(r), flush=True)
+                if r["best"]:
+                    saved += max(0.0, r["cublas_us"] - r["best"][0]["us"]) * 32 / 1e3
+            print(f"M={m}: split-K would save {saved:.3f} ms a decode step (32 layers)", flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+        return
     if args.blas_only:
         results = blas_libraries(args.batches)
         if args.json:

@@ -27,6 +27,7 @@
 #   bash benchmarks/gpu_suite.sh round9c  # prefill GEMM paths; decode/mixed/no-compile tests; T3 tail plan A/B twice
 #   bash benchmarks/gpu_suite.sh round10a # KV-split sweep at batches 2-96 (CUDA graphs), then verify1
 #   bash benchmarks/gpu_suite.sh round10b # KV blocks of 32 tokens vs 16: T2, T1, T3
+#   bash benchmarks/gpu_suite.sh round11a # memory before the KV cache (T2, T3); split-K decode GEMMs vs cuBLAS
 #   bash benchmarks/gpu_suite.sh round9d  # engine/decode/sampling GPU tests, small-batch split sweep, then T1, T3, L1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -79,6 +80,13 @@ if [[ $STAGE == all ]]; then
     run_if_time 210 "plinth T2" bench t2 throughput --workload T2
     run_if_time 90 "HF T3" hf_peer T3 "${HF_TIME_LIMIT:-35}" hf_t3.log
     run_if_time 150 "HF L1, T1, T2" hf_peer L1,T1,T2 "${HF_LLAMA_LIMIT:-25}" hf_llama.log
+    stamp "done"
+fi
+if [[ $STAGE == round11a ]]; then  # where the memory before the KV cache goes (T2, T3); split-K decode GEMMs
+    stamp "memory T2"; timeout 150 python3 benchmarks/memory_budget.py --workload T2 2>&1 | grep -v "^INFO\|Warn" | tee "$OUT/memory_t2.txt"
+    stamp "memory T3"; timeout 90 python3 benchmarks/memory_budget.py --workload T3 2>&1 | grep -v "^INFO\|Warn" | tee "$OUT/memory_t3.txt"
+    stamp "split-K"; timeout 300 python3 benchmarks/bench_gemm_decode.py --split-k o down qkv --batches 200 256 \
+        --json "$OUT/splitk.json" 2>&1 | tee "$OUT/splitk.txt" | grep -v '^{' | cut -c1-400
     stamp "done"
 fi
 if [[ $STAGE == round10b ]]; then  # KV blocks of 32 tokens against 16: T2 and T1, one call

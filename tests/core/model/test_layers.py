@@ -16,7 +16,7 @@ from plinth.model.layers import (
     RowParallelLinear,
     VocabParallelEmbedding,
 )
-from plinth.model.layers.rotary import compute_inv_freq, rope_parameters
+from plinth.model.layers.rotary import RotaryEmbedding, compute_inv_freq, rope_parameters
 from plinth.ops.reference_backend import ReferenceAttentionBackend
 from plinth.platform.kernels import KernelRegistry, Op
 
@@ -151,6 +151,19 @@ def test_rope_parameters_read_old_style_configs():
     assert rope_parameters(Old()) == {"rope_type": "linear", "factor": 2.0, "rope_theta": 500000.0}
     with pytest.raises(ValueError, match="not supported"):
         compute_inv_freq({"rope_type": "longrope", "rope_theta": 1.0}, 8, 16)
+
+
+def test_rotary_layers_share_one_device_cache():
+    """Every layer's rotary reads one device copy of the cos/sin cache (a copy per layer of
+    Llama-3.1-8B's took 2 GiB of KV-cache space); ``meta`` stands for a device, where each
+    ``.to()`` would make a new tensor."""
+    params = {"rope_type": "default", "rope_theta": 10000.0}
+    ctx = BuildContext(KernelRegistry(), ReferenceAttentionBackend(), torch.float32, torch.device("meta"))
+    layers = [RotaryEmbedding(32, 32, 4096, params, ctx) for _ in range(3)]
+    assert layers[0].cos_sin_cache.device.type == "meta" and layers[0].cos_sin_cache.shape == (4096, 32)
+    assert all(layer.cos_sin_cache is layers[0].cos_sin_cache for layer in layers)
+    other = RotaryEmbedding(32, 32, 8192, params, ctx)  # another length: its own cache
+    assert other.cos_sin_cache.shape == (8192, 32)
 
 
 def test_layer_call_is_forward_and_refuses_hooks():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import weakref
 from typing import Any
 
 import torch
@@ -113,6 +114,20 @@ def _cos_sin_cache(params_json: str, rotary_dim: int, max_position: int) -> torc
     return torch.cat((freqs.cos() * scale, freqs.sin() * scale), dim=-1)
 
 
+#: One device copy of each cache, shared by every layer that uses it while any of them lives: a
+#: copy per layer of Llama-3.1-8B's cache (131,072 positions x 128 floats) would take 2 GiB of KV space.
+_device_caches: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _device_cache(params_json: str, rotary_dim: int, max_position: int, device: torch.device) -> torch.Tensor:
+    key = (params_json, rotary_dim, max_position, str(device))
+    cache = _device_caches.get(key)
+    if cache is None:
+        cache = _cos_sin_cache(params_json, rotary_dim, max_position).to(device)
+        _device_caches[key] = cache
+    return cache
+
+
 class RotaryEmbedding(Layer):
     """Rotates q and k by position through the ``rotary_embedding`` op.
 
@@ -126,8 +141,8 @@ class RotaryEmbedding(Layer):
     ) -> None:
         super().__init__()
         self.head_size, self.rotary_dim, self.is_neox_style = head_size, rotary_dim, is_neox_style
-        cache = _cos_sin_cache(json.dumps(params, sort_keys=True, default=str), rotary_dim, max_position)
-        self.register_buffer("cos_sin_cache", cache.to(ctx.device), persistent=False)
+        cache = _device_cache(json.dumps(params, sort_keys=True, default=str), rotary_dim, max_position, ctx.device)
+        self.register_buffer("cos_sin_cache", cache, persistent=False)
         self._rotary = ctx.resolve(Op.ROTARY_EMBEDDING, head_size=head_size, rotary_dim=rotary_dim,
                                    is_neox_style=is_neox_style)
 
