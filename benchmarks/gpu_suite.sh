@@ -27,6 +27,7 @@
 #   bash benchmarks/gpu_suite.sh round9c  # prefill GEMM paths; decode/mixed/no-compile tests; T3 tail plan A/B twice
 #   bash benchmarks/gpu_suite.sh round10a # KV-split sweep at batches 2-96 (CUDA graphs), then verify1
 #   bash benchmarks/gpu_suite.sh round10b # KV blocks of 32 tokens vs 16: T2, T1, T3
+#   bash benchmarks/gpu_suite.sh round11b # fp8 KV cache tests; T2 bf16 and fp8; T3, T1 with fp8 KV
 #   bash benchmarks/gpu_suite.sh round11a # memory before the KV cache (T2, T3); split-K decode GEMMs vs cuBLAS
 #   bash benchmarks/gpu_suite.sh round9d  # engine/decode/sampling GPU tests, small-batch split sweep, then T1, T3, L1
 #
@@ -51,8 +52,8 @@ stamp() { echo "[$(date +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$OUT/stages.txt";
 kernel_checks() {  # one bf16 case of every kernel (GQA 4, head 128) and the sampler; the whole matrix: verify1/verify2
     timeout "$(left 150)" python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_sampling_gpu.py \
         -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
-        -k "(bfloat16 and bs16-g4) or (dtype0 and (split or wide or window or elementwise or gemv or write_kv)) \
-            or sampling_gpu" 2>&1 | tail -3 | tee "$OUT/kernels.txt"
+        -k "(bfloat16 and bs16-g4 and not fp8) or (dtype0 and (split or wide or window or elementwise or gemv or write_kv)) \
+            or sampling_gpu or (fp8 and bs16-g4-d128-bfloat16) or fp8_kv_decode" 2>&1 | tail -3 | tee "$OUT/kernels.txt"
 }
 # `all` must end inside one 600-second device call (and leave time for the table and the archive): every stage's
 # limit is the smaller of its own and what is left of SUITE_BUDGET; a stage with under 20 s left is skipped.
@@ -81,6 +82,17 @@ if [[ $STAGE == all ]]; then
     run_if_time 90 "HF T3" hf_peer T3 "${HF_TIME_LIMIT:-35}" hf_t3.log
     run_if_time 150 "HF L1, T1, T2" hf_peer L1,T1,T2 "${HF_LLAMA_LIMIT:-25}" hf_llama.log
     stamp "done"
+fi
+if [[ $STAGE == round11b ]]; then  # fp8 KV cache: its kernel and engine tests, then T2 (bf16 / fp8), T1 and T3 fp8
+    stamp "fp8 + rotary tests"
+    timeout 200 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_engine_gpu.py -q -n 8 \
+        -p no:cacheprovider --plinth-platform=cuda -k "fp8 or qwen3_06b" 2>&1 | tail -4 | tee "$OUT/fp8_tests.txt"
+    stamp "T2 bf16"; BENCH_TIMEOUT=200 bench t2 throughput --workload T2
+    stamp "T2 fp8"; BENCH_TIMEOUT=150 bench t2_fp8 throughput --workload T2 --kv-cache-dtype fp8
+    stamp "T3 fp8"; BENCH_TIMEOUT=60 bench t3_fp8 throughput --workload T3 --kv-cache-dtype fp8
+    stamp "T1 fp8"; BENCH_TIMEOUT=100 bench t1_fp8 throughput --workload T1 --kv-cache-dtype fp8
+    stamp "done"
+    grep -h '"output_tok_s"\|num_kv_blocks' "$OUT"/plinth_*.json
 fi
 if [[ $STAGE == round11a ]]; then  # where the memory before the KV cache goes (T2, T3); split-K decode GEMMs
     stamp "memory T2"; timeout 150 python3 benchmarks/memory_budget.py --workload T2 2>&1 | grep -v "^INFO\|Warn" | tee "$OUT/memory_t2.txt"

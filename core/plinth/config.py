@@ -16,7 +16,30 @@ class CacheConfig:
     num_gpu_blocks_override: int | None = None  # force the block count (tests, tuning), any platform
     gpu_memory_utilization: float = 0.9  # fraction of device memory the engine may use (accelerators)
     kv_cache_memory_bytes: int | None = None  # explicit KV budget in bytes; None = from free device memory
-    kv_cache_dtype: str = "auto"  # "auto" = the model dtype
+    kv_cache_dtype: str = "auto"  # one of KV_CACHE_DTYPES; "auto" = the model dtype
+
+    def __post_init__(self) -> None:
+        name = KV_CACHE_DTYPE_ALIASES.get(self.kv_cache_dtype, self.kv_cache_dtype)
+        if name not in KV_CACHE_DTYPES:
+            raise ConfigError(f"kv_cache_dtype {self.kv_cache_dtype!r} is not one of "
+                              f"{', '.join(map(repr, KV_CACHE_DTYPES + tuple(KV_CACHE_DTYPE_ALIASES)))}")
+        object.__setattr__(self, "kv_cache_dtype", name)
+
+
+#: KV-cache storage dtypes by name (vLLM's ``--kv-cache-dtype``): ``auto`` is the model dtype; the fp8
+#: formats store keys and values in one byte, saturated to the format's range, with a scale of 1.0.
+KV_CACHE_DTYPES = ("auto", "bfloat16", "float16", "float32", "fp8_e4m3", "fp8_e5m2")
+KV_CACHE_DTYPE_ALIASES = {"fp8": "fp8_e4m3", "half": "float16", "float": "float32"}
+
+
+def kv_storage_dtype(name: str, model_dtype):
+    """The torch dtype the KV cache stores for ``name`` (``"auto"`` = ``model_dtype``)."""
+    import torch
+
+    name = KV_CACHE_DTYPE_ALIASES.get(name, name)
+    if name == "auto":
+        return model_dtype
+    return {"fp8_e4m3": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}.get(name) or getattr(torch, name)
 
 
 ADMISSION_RULES = ("forecast", "greedy")  # SchedulerConfig.admission

@@ -7,6 +7,9 @@ import typer
 from plinth_serve.server.limits import DEFAULT_LIMITS, Limits
 
 _ENGINE = "Engine"
+KV_CACHE_DTYPE_HELP = ("KV-cache storage: auto (the model dtype), bfloat16, float16, float32, or fp8 (= fp8_e4m3) / "
+                       "fp8_e5m2 where the platform offers it (cuda on sm_89+): half the memory of a 16-bit cache, "
+                       "values saturated, scale 1.0.")
 _SERVER = "Server"
 _LIMITS = "Limits and shutdown"
 
@@ -29,6 +32,7 @@ def serve(
     admission: str = typer.Option("forecast", help="forecast: admit a request only if the running ones' projected "
                                   "KV growth leaves room (fewer preemptions); greedy: whenever its prompt fits "
                                   "(vLLM's).", rich_help_panel=_ENGINE),
+    kv_cache_dtype: str = typer.Option("auto", help=KV_CACHE_DTYPE_HELP, rich_help_panel=_ENGINE),
     load_format: str = typer.Option("auto", help="auto, safetensors, gguf or dummy.", rich_help_panel=_ENGINE),
     seed: int = typer.Option(0, help="Engine seed.", rich_help_panel=_ENGINE),
     quantization: str | None = typer.Option(None, help="Linear method the platform offers, e.g. "
@@ -75,7 +79,8 @@ def serve(
         served_model_names=tuple(served_model_name or ()), dtype=dtype, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, max_num_seqs=max_num_seqs,
         max_num_batched_tokens=max_num_batched_tokens, enable_prefix_caching=enable_prefix_caching,
-        admission=admission, load_format=load_format, seed=seed, quantization=quantization, chat_template=chat_template,
+        admission=admission, load_format=load_format, seed=seed, quantization=quantization,
+        kv_cache_dtype=kv_cache_dtype, chat_template=chat_template,
         allowed_origins=tuple(allowed_origins or ()), shutdown_timeout=shutdown_timeout,
         exit_on_engine_death=exit_on_engine_death, log_level=log_level,
         limits=Limits(max_queued_requests=max_queued_requests, max_queued_prompt_tokens=max_queued_prompt_tokens))

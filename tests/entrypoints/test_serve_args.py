@@ -59,3 +59,17 @@ def test_bench_passes_block_size_and_admission_to_the_engine(monkeypatch):
     assert seen["options"].engine_options == {"admission": "greedy", "block_size": 32}
     CliRunner().invoke(app, ["bench", "throughput"])
     assert seen["options"].engine_options == {"admission": "forecast"}  # the platform's block size
+
+
+def test_serve_and_bench_pass_the_kv_cache_dtype(served, monkeypatch):
+    assert served("--kv-cache-dtype", "fp8").engine_args().kv_cache_dtype == "fp8"
+    assert ServerArgs().engine_args().kv_cache_dtype == "auto"
+    import plinth.bench.runner as runner
+
+    seen = {}
+    monkeypatch.setattr(runner, "run_throughput", lambda name, options: seen.update(options=options) or {})
+    monkeypatch.setattr(runner, "run_latency", lambda name, options, iterations: seen.update(options=options) or {})
+    for command in ("throughput", "latency"):
+        result = CliRunner().invoke(app, ["bench", command, "--kv-cache-dtype", "fp8_e5m2"])
+        assert result.exit_code == 0, result.output
+        assert seen["options"].engine_options["kv_cache_dtype"] == "fp8_e5m2"

@@ -38,6 +38,7 @@ class LLMEngine:
             max_model_len=args.max_model_len, tokenizer=args.tokenizer)
         config = args.engine_config(self.model_config.max_model_len)
         config = dataclasses.replace(config, quantization=self._quantization(args.quantization))
+        self._check_kv_cache_dtype(config.cache.kv_cache_dtype)
         config = apply_config_patch(config, self.platform.configure(config), self.platform.name)
         self.platform.device.seed(config.seed)
         self.config = config
@@ -61,6 +62,12 @@ class LLMEngine:
                              f"(offered: {', '.join(sorted(offered)) or 'none'}); leave quantization unset for "
                              "float weights or pick one of those")
         return name
+
+    def _check_kv_cache_dtype(self, name: str) -> None:
+        offered = self.platform.capabilities.kv_cache_dtypes
+        if name != "auto" and name not in offered:
+            raise ValueError(f"kv_cache_dtype {name!r} is not offered by the '{self.platform.name}' platform "
+                             f"(offered: auto, {', '.join(offered)}); use 'auto' for the model dtype")
 
     def _dtype(self, args: EngineArgs) -> str:
         """"auto" keeps the checkpoint's dtype where the platform computes in it, else the platform's."""

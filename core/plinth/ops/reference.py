@@ -97,6 +97,8 @@ def write_kv(
 ) -> None:
     """Write ``key``/``value`` ``[num_tokens, num_kv_heads, head_size]`` into their slots.
 
+    An fp8 cache stores them saturated to the format's range (:func:`to_cache_dtype`).
+
     ``slot = block_id * block_size + offset``; a negative slot marks a padding token
     that is skipped.
     """
@@ -105,8 +107,16 @@ def write_kv(
     valid = slot_mapping >= 0
     slots = slot_mapping[valid].long()
     n = slot_mapping.shape[0]
-    flat[0, slots] = key[:n][valid].to(kv_cache.dtype)
-    flat[1, slots] = value[:n][valid].to(kv_cache.dtype)
+    flat[0, slots] = to_cache_dtype(key[:n][valid], kv_cache.dtype)
+    flat[1, slots] = to_cache_dtype(value[:n][valid], kv_cache.dtype)
+
+
+def to_cache_dtype(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` as the cache stores it: cast, saturated to the range of an fp8 ``dtype`` (scale 1.0)."""
+    if dtype.itemsize == 1 and dtype.is_floating_point:
+        limit = torch.finfo(dtype).max
+        return x.float().clamp(-limit, limit).to(dtype)
+    return x.to(dtype)
 
 
 def gather_kv(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from plinth.config import kv_storage_dtype
 from plinth.model.build_context import BuildContext, dtype_name
 from plinth.model.forward_context import ForwardContext, forward_context
 from plinth.model.loader import get_model
@@ -49,8 +50,7 @@ class ModelRunner:
                                 linear_methods=linear_methods(platform.quantization_methods(), plugin_manager()),
                                 quantization=config.quantization)
         self.model = get_model(model_config, self.ctx)
-        self.kv_dtype = self.dtype if config.cache.kv_cache_dtype == "auto" else getattr(
-            torch, config.cache.kv_cache_dtype)
+        self.kv_dtype = kv_storage_dtype(config.cache.kv_cache_dtype, self.dtype)
         specs = self.model.kv_cache_spec()
         self.backend = backend
         self.sampler = Sampler(sample_op=self._resolve_sample_op(kernels))

@@ -27,6 +27,7 @@ class ServerArgs:
     load_format: str = "auto"
     seed: int = 0
     quantization: str | None = None  # a linear method the platform offers, e.g. "int8_weight_only"
+    kv_cache_dtype: str = "auto"  # "auto" (the model dtype), a float dtype, or "fp8" where the platform offers it
     chat_template: str | None = None  # a Jinja template, or a file holding one
     allowed_origins: tuple[str, ...] = ()  # CORS; empty = CORS off
     limits: Limits = field(default_factory=Limits)
@@ -39,7 +40,8 @@ class ServerArgs:
                           load_format=self.load_format, max_model_len=self.max_model_len,
                           max_num_seqs=self.max_num_seqs, max_num_batched_tokens=self.max_num_batched_tokens,
                           enable_prefix_caching=self.enable_prefix_caching, admission=self.admission,
-                          gpu_memory_utilization=self.gpu_memory_utilization, quantization=self.quantization)
+                          gpu_memory_utilization=self.gpu_memory_utilization, quantization=self.quantization,
+                          kv_cache_dtype=self.kv_cache_dtype)
 
     def default_served_name(self) -> str:
         if self.served_model_names:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 import torch
-from plinth_triton.attention_backend import TritonAttentionBackend
+from plinth_triton.attention_backend import FP8_KV_DTYPES, TritonAttentionBackend
 
 from plinth.platform import Capabilities, ConfigPatch, Feature, GraphRunner, KernelRegistry, Platform, StreamGraphRunner
 from plinth_cuda.device import CudaDeviceOps
@@ -20,9 +20,12 @@ class CudaPlatform(Platform):
     def __init__(self) -> None:
         self._device = CudaDeviceOps()
         # the dense prefill kernel streams keys and values with tensor descriptors: Hopper's copy engine
-        hopper = self._device.compute_capability()[0] >= 9
+        capability = self._device.compute_capability()
+        hopper = capability[0] >= 9
+        # fp8 KV: Ada and Hopper convert fp8 in registers (Triton's float8e4nv / float8e5)
         self._backends = (TritonAttentionBackend(num_sms=self._device.multiprocessor_count(),
-                                                 dense_prefill=None if hopper else False),)
+                                                 dense_prefill=None if hopper else False,
+                                                 fp8_kv=capability >= (8, 9)),)
 
     @property
     def device(self) -> CudaDeviceOps:
@@ -32,7 +35,7 @@ class CudaPlatform(Platform):
     def capabilities(self) -> Capabilities:
         major, minor = self._device.compute_capability()
         dtypes = ("bfloat16", "float16", "float32") if major >= 8 else ("float16", "float32")
-        kv_dtypes = ("bfloat16", "float16", "float32")
+        kv_dtypes = ("bfloat16", "float16", "float32") + (FP8_KV_DTYPES if (major, minor) >= (8, 9) else ())
         # the host plans step N+1 while the GPU runs step N (Engine's async scheduling)
         features = {Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL, Feature.ASYNC_SCHEDULING,
                     Feature.PROFILE_RUN}

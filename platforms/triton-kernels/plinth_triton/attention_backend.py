@@ -60,6 +60,9 @@ class TritonAttentionImpl(AttentionImpl):
         )
 
 
+FP8_KV_DTYPES = ("fp8_e4m3", "fp8_e5m2")
+
+
 class TritonAttentionBackend(AttentionBackend):
     """Unified varlen paged attention (prefill, decode, mixed; GQA packed; split-KV decode).
 
@@ -71,6 +74,10 @@ class TritonAttentionBackend(AttentionBackend):
     the dense kernel (``prefill_attention.py``); ``PLINTH_TRITON_DENSE_PREFILL=0`` turns it off.
     ``mixed_decode``: in a step with prompts, the one-query requests take their own launch with the
     decode plan instead of prefill-sized tiles; ``PLINTH_TRITON_MIXED_DECODE=0`` turns it off.
+    ``fp8_kv``: the device converts fp8 in registers (NVIDIA sm_89+), so the cache may store keys and
+    values as ``fp8_e4m3`` / ``fp8_e5m2`` (scale 1.0, saturated): half the bytes of a 16-bit cache, so
+    twice the tokens in the same memory and half the KV a decode step reads. Prompts without cached
+    context still attend over their own 16-bit keys and values where the dense prefill kernel serves them.
     """
 
     name = "triton_unified"
@@ -78,8 +85,9 @@ class TritonAttentionBackend(AttentionBackend):
     graph_support = GraphSupport.UNIFORM_DECODE
 
     def __init__(self, num_sms: int = 132, decode_order: bool | None = None, dense_prefill: bool | None = None,
-                 mixed_decode: bool | None = None) -> None:
+                 mixed_decode: bool | None = None, fp8_kv: bool = False) -> None:
         self.num_sms = num_sms
+        self.fp8_kv = fp8_kv
         self.decode_order = _switch(decode_order, "PLINTH_TRITON_DECODE_ORDER")
         self.dense_prefill = _switch(dense_prefill, "PLINTH_TRITON_DENSE_PREFILL")
         self.mixed_decode = _switch(mixed_decode, "PLINTH_TRITON_MIXED_DECODE")
@@ -93,8 +101,9 @@ class TritonAttentionBackend(AttentionBackend):
         if selector.dtype not in _DTYPES:
             return Support(False, f"dtype {selector.dtype} not in {_DTYPES}")
         kv = selector.dtype if selector.kv_cache_dtype == "auto" else selector.kv_cache_dtype
-        if kv != selector.dtype:
-            return Support(False, "the KV cache must use the compute dtype (no fp8 KV yet)")
+        if kv != selector.dtype and not (self.fp8_kv and kv in FP8_KV_DTYPES):
+            offered = "the compute dtype" + (f" or one of {FP8_KV_DTYPES}" if self.fp8_kv else "")
+            return Support(False, f"KV cache dtype {kv} is not offered here: use {offered}")
         if selector.head_size < 16 or selector.head_size > 256:
             return Support(False, f"head size {selector.head_size} outside [16, 256]")
         if selector.block_size not in self.supported_block_sizes:

@@ -85,6 +85,8 @@ def _attend_tile(
     else:
         k = tl.load(k_ptr + kv_off[None, :] + offs_d[:, None], mask=d_ok[:, None], other=0.0)
         v = tl.load(v_ptr + kv_off[:, None] + offs_d[None, :], mask=d_ok[None, :], other=0.0)
+    k = k.to(q.dtype)  # an fp8 cache (scale 1.0) is read in the query's dtype; otherwise a no-op
+    v = v.to(q.dtype)
     if IEEE:
         s = tl.dot(q, k, input_precision="ieee")
     else:

@@ -1,4 +1,7 @@
-"""KV-cache write from ``slot_mapping`` into the standard layout; negative slots are skipped."""
+"""KV-cache write from ``slot_mapping`` into the standard layout; negative slots are skipped.
+
+An fp8 cache (``kv_cache_dtype="fp8_e4m3"`` / ``"fp8_e5m2"``) stores the values saturated to the
+format's range, scale 1.0, as ``plinth.ops.reference.write_kv`` does."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import triton.language as tl
 @triton.jit
 def _write_kv_kernel(
     key_ptr, value_ptr, k_cache_ptr, v_cache_ptr, slot_ptr,
-    stride_kt, stride_vt, stride_cs, BLOCK: tl.constexpr, WIDTH: tl.constexpr,
+    stride_kt, stride_vt, stride_cs, BLOCK: tl.constexpr, WIDTH: tl.constexpr, LIMIT: tl.constexpr,
 ):
     token = tl.program_id(0)
     slot = tl.load(slot_ptr + token).to(tl.int64)
@@ -20,6 +23,9 @@ def _write_kv_kernel(
     ok = offs < WIDTH
     k = tl.load(key_ptr + token.to(tl.int64) * stride_kt + offs, mask=ok)
     v = tl.load(value_ptr + token.to(tl.int64) * stride_vt + offs, mask=ok)
+    if LIMIT > 0:  # fp8: saturate (a cast would make out-of-range values NaN or inf)
+        k = tl.clamp(k.to(tl.float32), -LIMIT, LIMIT)
+        v = tl.clamp(v.to(tl.float32), -LIMIT, LIMIT)
     tl.store(k_cache_ptr + slot * stride_cs + offs, k.to(k_cache_ptr.dtype.element_ty), mask=ok)
     tl.store(v_cache_ptr + slot * stride_cs + offs, v.to(v_cache_ptr.dtype.element_ty), mask=ok)
 
@@ -42,7 +48,9 @@ def write_kv(key: torch.Tensor, value: torch.Tensor, kv_cache: torch.Tensor, slo
         raise ValueError("write_kv needs a cache whose (block_size, heads, head_size) part is contiguous")
     k, v = _rows(key, num_kv_heads, head_size), _rows(value, num_kv_heads, head_size)
     width = num_kv_heads * head_size
+    fp8 = kv_cache.dtype.itemsize == 1 and kv_cache.dtype.is_floating_point
     _write_kv_kernel[(num_tokens,)](
         k, v, kv_cache[0], kv_cache[1], slot_mapping, k.stride(0), v.stride(0), kv_cache.stride(2),
-        BLOCK=triton.next_power_of_2(width), WIDTH=width, num_warps=4,
+        BLOCK=triton.next_power_of_2(width), WIDTH=width,
+        LIMIT=float(torch.finfo(kv_cache.dtype).max) if fp8 else 0.0, num_warps=4,
     )

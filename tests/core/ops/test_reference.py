@@ -117,3 +117,18 @@ def test_write_kv_skips_padding_slots():
     flat = cache.view(2, -1, 1, 3)
     assert flat[0, 5].eq(1).all() and flat[1, 0].eq(2).all()
     assert flat[0].abs().sum() == 2 * 3  # exactly two slots written
+
+
+@pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.float8_e5m2])
+def test_write_kv_saturates_an_fp8_cache(dtype):
+    """fp8 writes are the cast of the value clamped to the format's range (never NaN or inf)."""
+    limit = torch.finfo(dtype).max
+    cache = torch.zeros(2, 2, 4, 1, 3, dtype=dtype)
+    key = torch.tensor([[[1e6, -1e6, 0.3]], [[limit * 1.01, 1.5, -2.7]]])
+    value = -key
+    reference.write_kv(key, value, cache, torch.tensor([5, 0]))
+    flat = cache.view(2, -1, 1, 3)
+    expected = key.clamp(-limit, limit).to(dtype).float()
+    assert torch.equal(flat[0, [5, 0]].float(), expected)
+    assert torch.equal(flat[1, [5, 0]].float(), -expected)
+    assert torch.isfinite(cache.float()).all()

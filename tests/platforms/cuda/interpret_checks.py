@@ -78,6 +78,15 @@ def main() -> None:
                     dtype=torch.float16, device=cpu, mixed_decode=True, fresh=True)
     check_attention([(25, 1), (9, 4)], group=3, head_size=24, block_size=16, dtype=torch.float32, device=cpu,
                     mixed_decode=True, window=10, cap=2.0, num_kv_heads=3)
+    # an fp8 cache: saturated writes; decode (ordered, split) and a mixed step read it in the query's dtype
+    # (values on the fp8 grid: the interpreter's own fp8 rounding is wrong at binade edges, the GPU's is not)
+    e4m3, e5m2 = torch.float8_e4m3fn, torch.float8_e5m2
+    check_write_kv(torch.float32, cpu, kv_dtype=e4m3, on_grid=True)
+    check_write_kv(torch.float16, cpu, kv_dtype=e5m2, on_grid=True)
+    check_attention([(150, 1), (3, 1), (70, 1)], group=2, head_size=32, block_size=16, dtype=torch.float32,
+                    device=cpu, ordered=True, num_splits=4, pad_reqs=1, pad_tokens=1, kv_dtype=e4m3, on_grid=True)
+    check_attention([(40, 1), (0, 9), (130, 1), (5, 12)], group=4, head_size=32, block_size=16,
+                    dtype=torch.float16, device=cpu, mixed_decode=True, kv_dtype=e5m2, on_grid=True)
     check_gemv(torch.float32, cpu)
     from plinth_triton.sampling import sample
     from sampling_cases import check_distribution, check_matches_reference, check_seed_invariance, check_ties_and_edges

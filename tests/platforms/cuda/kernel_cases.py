@@ -22,7 +22,7 @@ def close(actual, expected, dtype, what):
 
 def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed=0, window=None, cap=None,
                     num_kv_heads=2, num_splits=1, pad_tokens=0, ordered=False, pad_reqs=0, fresh=False,
-                    mixed_decode=False):
+                    mixed_decode=False, kv_dtype=None, on_grid=False):
     """Random paged batch (``shapes`` = [(context_len, query_len)]) through the Triton kernel.
 
     ``ordered``: decode programs start longest request first (``order``); ``pad_reqs`` padding
@@ -30,7 +30,10 @@ def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed
     ``fresh``: the step's keys and values go along (``fresh_kv``, as the backend passes them), so
     requests without context take the dense prefill kernel; they are views of one qkv buffer, as in
     the engine. ``mixed_decode``: a step with prompts gives its one-query rows their own decode launch
-    (``decode_rows_first``, as the backend does)."""
+    (``decode_rows_first``, as the backend does). ``kv_dtype``: the cache's dtype when it is not ``dtype``
+    (fp8): the expected values attend over the keys and values as the cache stores them. ``on_grid``: keys
+    and values already on the fp8 grid, so the write's cast is exact (the Triton interpreter's fp8 cast
+    does not carry a rounded-up mantissa into the exponent: -125.7 becomes -64; the GPU's cast is right)."""
     from plinth_triton.attention_kernel import decode_rows_first, paged_attention
     from plinth_triton.kv_write import write_kv
 
@@ -44,16 +47,21 @@ def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed
     for i, n in enumerate(blocks_needed):
         table[i, :n] = perm[used:used + n]
         used += n
-    cache = torch.full((2, num_blocks, block_size, num_kv_heads, head_size), float("nan"), dtype=dtype)
+    assert kv_dtype is None or not fresh, "fresh prompts attend over the unquantized step keys"
+    cache = torch.full((2, num_blocks, block_size, num_kv_heads, head_size), float("nan"), dtype=kv_dtype or dtype)
     cache = cache.to(device)
     dense, slots_all, keys, values = [], [], [], []
     for i, (c, q) in enumerate(shapes):
         k = torch.randn(c + q, num_kv_heads, head_size, generator=gen).to(dtype)
         v = torch.randn(c + q, num_kv_heads, head_size, generator=gen).to(dtype)
+        if on_grid:
+            k, v = (reference.to_cache_dtype(x, kv_dtype).to(dtype) for x in (k, v))
         pos = torch.arange(c + q)
         slots_all.append(table[i, pos // block_size] * block_size + pos % block_size)
         keys.append(k)
         values.append(v)
+        if kv_dtype is not None:  # what the cache holds, read back in the query's dtype
+            k, v = (reference.to_cache_dtype(x, kv_dtype).to(dtype) for x in (k, v))
         dense.append((k, v))
     write_kv(torch.cat(keys).to(device), torch.cat(values).to(device), cache, torch.cat(slots_all).to(device))
     q_lens = torch.tensor([q for _, q in shapes])
@@ -93,6 +101,7 @@ def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed
                             logits_soft_cap=cap) for i, (k, v) in enumerate(dense)])
     close(out[:total], expected, dtype,
           f"attention {shapes} g{group} d{head_size} bs{block_size} {dtype}" + (" fresh" if fresh else "")
+          + (f" kv {kv_dtype}" if kv_dtype else "")
           + (" mixed-decode" if mixed_decode else ""))
 
 
@@ -162,20 +171,30 @@ def check_gemv(dtype, device, seed=0, shapes=((1, 64), (37, 96), (300, 1000), (8
         close(method.apply(x3, w), F.linear(x3.float(), w.float()), dtype, f"GemvLinear 3 rows {n}x{k}")
 
 
-def check_write_kv(dtype, device, seed=0):
+def check_write_kv(dtype, device, seed=0, kv_dtype=None, on_grid=False):
+    """The Triton write against the reference, bit for bit; an fp8 ``kv_dtype`` cache also gets values
+    beyond the format's range (saturated). ``on_grid``: values already on the fp8 grid (see
+    ``check_attention``: the interpreter's fp8 rounding is wrong at binade edges)."""
     from plinth_triton.kv_write import write_kv
 
     gen = torch.Generator().manual_seed(seed)
     for n, bs, heads, hs in ((5, 16, 2, 64), (9, 32, 1, 128)):
-        cache = torch.randn(2, 4, bs, heads, hs, generator=gen).to(dtype).to(device)
+        cache = torch.randn(2, 4, bs, heads, hs, generator=gen).to(kv_dtype or dtype).to(device)
         slots = torch.randperm(4 * bs, generator=gen)[:n]
         slots[n // 2] = -1
-        k = torch.randn(n, heads, hs, generator=gen).to(dtype).to(device)
-        v = torch.randn(n, heads, hs, generator=gen).to(dtype).to(device)
+        spread = 300.0 if kv_dtype is not None else 1.0  # e4m3 saturates at 448
+        k = (torch.randn(n, heads, hs, generator=gen) * spread).to(dtype).to(device)
+        v = (torch.randn(n, heads, hs, generator=gen) * spread).to(dtype).to(device)
+        if on_grid:
+            k, v = (reference.to_cache_dtype(x, kv_dtype).to(dtype) for x in (k, v))
+        if kv_dtype is not None:
+            k[0, 0, :2] = torch.tensor([6e4, -6e4], dtype=dtype)
         a, b = cache.clone(), cache.clone()
         write_kv(k, v, a, slots.to(device))
         reference.write_kv(k, v, b, slots.to(device))
-        assert torch.equal(a.cpu(), b.cpu()), "write_kv differs from the reference"
+        bits = torch.uint8 if a.element_size() == 1 else a.dtype
+        assert torch.equal(a.cpu().view(bits), b.cpu().view(bits)), f"write_kv differs from the reference ({kv_dtype})"
+        assert not b.float().isnan().any(), "a saturated write must not store NaN"
 
 
 __all__ = ["AttentionLayerSpec", "CommonAttentionMetadata", "check_attention", "check_elementwise", "check_gemv",

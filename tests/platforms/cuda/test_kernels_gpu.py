@@ -114,3 +114,42 @@ def test_gemv(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_write_kv(dtype):
     check_write_kv(dtype, CUDA)
+
+
+FP8 = (torch.float8_e4m3fn, torch.float8_e5m2)
+
+
+@pytest.mark.parametrize("kv_dtype", FP8, ids=["fp8_e4m3", "fp8_e5m2"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_write_kv_fp8(dtype, kv_dtype):
+    """Saturated fp8 writes, bit for bit the reference's (values up to ±1,000 and two beyond any fp8 range)."""
+    check_write_kv(dtype, CUDA, kv_dtype=kv_dtype)
+
+
+FP8_CASES = [
+    pytest.param(kind, bs, group, head, dtype, kv, id=f"fp8-{kind}-bs{bs}-g{group}-d{head}-{str(dtype)[6:]}-{str(kv)[6:]}")
+    for (kind, bs), (group, head), dtype, kv in itertools.product(
+        [("decode", 16), ("mixed", 16), ("long", 32), ("prefill", 16)], [(1, 64), (4, 128), (2, 128), (8, 128)],
+        (torch.bfloat16, torch.float16), FP8)
+]
+
+
+@pytest.mark.parametrize(("kind", "block_size", "group", "head_size", "dtype", "kv_dtype"), FP8_CASES)
+def test_attention_fp8_kv(kind, block_size, group, head_size, dtype, kv_dtype):
+    """An fp8 cache read in the query's dtype: the reference attends over the values the cache holds."""
+    check_attention(_shapes(kind, block_size), group=group, head_size=head_size, block_size=block_size,
+                    dtype=dtype, device=CUDA, seed=hash((kind, group)) % 1000, pad_tokens=3, kv_dtype=kv_dtype)
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+@pytest.mark.parametrize("splits", [1, 4])
+def test_fp8_kv_decode_plans(ordered, splits):
+    """fp8 through the engine's decode launches: longest first, split KV, 160 requests, padding; and a
+    mixed step's decode rows on their own launch."""
+    rng = torch.Generator().manual_seed(splits)
+    contexts = torch.randint(0, 1500, (160 if splits == 1 else 12,), generator=rng).tolist()
+    check_attention([(c, 1) for c in contexts], group=4, head_size=128, block_size=16, dtype=torch.bfloat16,
+                    device=CUDA, num_splits=splits, ordered=ordered, pad_reqs=8 if ordered else 0,
+                    kv_dtype=torch.float8_e4m3fn)
+    check_attention([(40, 1), (0, 90), (1300, 1), (5, 120), (3, 1)], group=2, head_size=128, block_size=16,
+                    dtype=torch.bfloat16, device=CUDA, mixed_decode=True, kv_dtype=torch.float8_e4m3fn)
