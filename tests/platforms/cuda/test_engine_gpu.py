@@ -76,30 +76,40 @@ def test_qwen3_06b_shape_greedy_equals_transformers(tmp_path):
         assert_same_greedy(tokens, ref, ref_logits)
 
 
-def _fp8_kv_attention(module, query, key, value, attention_mask, **kwargs):
-    """HF's sdpa attention over keys and values as an fp8 cache holds them (saturated, scale 1.0)."""
+def _fp8_kv_attention(quantize_prompts: bool):
+    """HF's sdpa attention over keys and values as an fp8 cache holds them (saturated, scale 1.0); a
+    prompt's own forward (more than one query) keeps them unrounded unless ``quantize_prompts``, as
+    plinth's dense prefill kernel attends over the step's own keys and values."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     from plinth.ops.reference import to_cache_dtype
 
-    key, value = (to_cache_dtype(x, torch.float8_e4m3fn).to(x.dtype) for x in (key, value))
-    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    def attention(module, query, key, value, attention_mask, **kwargs):
+        if quantize_prompts or query.shape[2] == 1:
+            key, value = (to_cache_dtype(x, torch.float8_e4m3fn).to(x.dtype) for x in (key, value))
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+    return attention
 
 
+@pytest.mark.parametrize("dense_prefill", [True, False])
 @pytest.mark.parametrize("arch", ["llama", "qwen3"])
-def test_fp8_kv_cache_greedy_equals_transformers_on_fp8_values(arch, tmp_path):
-    """``kv_cache_dtype="fp8"``: greedy tokens equal transformers' when its attention reads keys and
-    values rounded to fp8 as the cache stores them (float32 model: the paged kernel serves prompts too)."""
+def test_fp8_kv_cache_greedy_equals_transformers_on_fp8_values(arch, dense_prefill, tmp_path, monkeypatch):
+    """``kv_cache_dtype="fp8"``: greedy tokens equal transformers' when its attention reads keys and values
+    rounded to fp8 as the cache stores them; fresh prompts attend over their own unrounded ones where the
+    dense prefill kernel serves them (Hopper, unless turned off)."""
     from transformers import AttentionInterface
 
-    AttentionInterface.register("plinth_fp8_kv", _fp8_kv_attention)
+    if not dense_prefill:
+        monkeypatch.setenv("PLINTH_TRITON_DENSE_PREFILL", "0")
+    dense = dense_prefill and torch.cuda.get_device_capability()[0] >= 9
+    name = f"plinth_fp8_kv_{'dense' if dense else 'paged'}"
+    AttentionInterface.register(name, _fp8_kv_attention(quantize_prompts=not dense))
     path = save_tiny_model(arch, tmp_path)
     prompts = _prompts(6, seed=11)
     llm, ours = _generate(path, prompts, kv_cache_dtype="fp8")
-    assert llm.llm_engine.runner.kv_dtype == torch.float8_e4m3fn
     assert llm.llm_engine.runner.kv_caches[0].dtype == torch.float8_e4m3fn
-    hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
-                                                           attn_implementation="plinth_fp8_kv").eval()
+    hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=name).eval()
     for prompt, tokens in zip(prompts, ours, strict=True):
         ref, ref_logits = hf_greedy(hf, prompt, STEPS)
         assert_same_greedy(tokens, ref, ref_logits)
