@@ -27,6 +27,7 @@
 #   bash benchmarks/gpu_suite.sh round9c  # prefill GEMM paths; decode/mixed/no-compile tests; T3 tail plan A/B twice
 #   bash benchmarks/gpu_suite.sh round10a # KV-split sweep at batches 2-96 (CUDA graphs), then verify1
 #   bash benchmarks/gpu_suite.sh round10b # KV blocks of 32 tokens vs 16: T2, T1, T3
+#   bash benchmarks/gpu_suite.sh round11d # the kernel checks of `all`, then T3 with bf16 and fp8 KV
 #   bash benchmarks/gpu_suite.sh round11c # fp8 KV engine tests (HF oracle); T2 and T1 with fp8 KV
 #   bash benchmarks/gpu_suite.sh round11b # fp8 KV cache tests; T2 bf16 and fp8; T3, T1 with fp8 KV
 #   bash benchmarks/gpu_suite.sh round11a # memory before the KV cache (T2, T3); split-K decode GEMMs vs cuBLAS
@@ -83,6 +84,13 @@ if [[ $STAGE == all ]]; then
     run_if_time 90 "HF T3" hf_peer T3 "${HF_TIME_LIMIT:-35}" hf_t3.log
     run_if_time 150 "HF L1, T1, T2" hf_peer L1,T1,T2 "${HF_LLAMA_LIMIT:-25}" hf_llama.log
     stamp "done"
+fi
+if [[ $STAGE == round11d ]]; then  # the kernel checks of `all` (now with fp8 cases), then T3 with a bf16 and an fp8 cache
+    SECONDS=0; stamp "kernel checks"; kernel_checks
+    stamp "T3 bf16"; BENCH_TIMEOUT=60 bench t3 throughput --workload T3
+    stamp "T3 fp8"; BENCH_TIMEOUT=60 bench t3_fp8 throughput --workload T3 --kv-cache-dtype fp8
+    stamp "done"
+    grep -h '"output_tok_s"\|num_kv_blocks\|"elapsed_s"' "$OUT"/plinth_*.json
 fi
 if [[ $STAGE == round11c ]]; then  # fp8 KV: the engine tests against the HF oracle, then T2 and T1 with fp8 KV
     stamp "fp8 engine tests"
