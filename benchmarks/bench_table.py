@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 
+def _pct(value) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
 def load(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -33,7 +37,7 @@ def main(out_dir: str) -> None:
         if "decode_steps" in ours:
             d = ours["decode_steps"]
             notes += f"; decode step host {d['runner_host_ms']} ms / wait {d['device_wait_ms']} ms"
-        print(f"{name:<10}{rate:>18.1f}{(hf or 0):>14.1f}{ratio:>8}{ours['roofline_pct']:>11.1f}%  {notes}")
+        print(f"{name:<10}{rate:>18.1f}{(hf or 0):>14.1f}{ratio:>8}{_pct(ours.get('roofline_pct')):>12}  {notes}")
 
 
 if __name__ == "__main__":
