@@ -69,6 +69,10 @@ def test_capabilities_are_well_formed(plinth_platform):
     assert caps.dtypes, "declare at least one compute dtype"
     unknown = [d for d in caps.dtypes if not isinstance(getattr(torch, d, None), torch.dtype)]
     assert not unknown, f"dtypes must be torch dtype names, got {unknown}"
+    from plinth.config import KV_CACHE_DTYPES
+
+    unknown_kv = [d for d in caps.kv_cache_dtypes if d not in KV_CACHE_DTYPES or d == "auto"]
+    assert not unknown_kv, f"kv_cache_dtypes must be names from plinth.config.KV_CACHE_DTYPES, got {unknown_kv}"
     assert "eager" in caps.graph_modes, "every platform must be able to run eagerly"
     assert set(caps.dtypes) & set(DTYPES), "the kit checks float32 and bfloat16; declare one of them"
 
