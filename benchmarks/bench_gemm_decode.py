@@ -147,34 +147,11 @@ def split_plans(m: int):
 
 
 def measure_split(m: int, n: int, k: int) -> dict:
-    """cuBLAS against split-K plans at one shape (each checked against ``F.linear``)."""
-    weights = [torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02 for _ in range(COPIES)]
-    x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
-    outs = [torch.empty(m, n, dtype=torch.bfloat16, device="cuda") for _ in range(COPIES)]
+    """cuBLAS against split-K plans at one shape; every plan must also leave its tile counters at zero."""
     ws = torch.empty(4 * (m + 256) * n, dtype=torch.float32, device="cuda")
     counts = torch.zeros(4096, dtype=torch.int32, device="cuda")
-    ref = F.linear(x, weights[0])
-    cublas = graph_us(lambda i: F.linear(x, weights[i % COPIES]))
-    rows = []
-    for plan in split_plans(m):
-        try:
-            got = gemm_splitk(x, weights[0], plan, outs[0], ws, counts)
-            torch.cuda.synchronize()
-            if not torch.allclose(got.float(), ref.float(), atol=2e-2, rtol=2e-2) or counts.any():
-                rows.append({"plan": asdict(plan), "error": "mismatch"})
-                continue
-            us = graph_us(lambda i, plan=plan: gemm_splitk(x, weights[i % COPIES], plan, outs[i % COPIES], ws, counts))
-            got = gemm_splitk(x, weights[1], plan, outs[0], ws, counts)
-            if not torch.allclose(got.float(), F.linear(x, weights[1]).float(), atol=2e-2, rtol=2e-2):
-                rows.append({"plan": asdict(plan), "error": "mismatch after graph replays"})
-                continue
-        except Exception as exc:  # out of resources, unsupported descriptor
-            rows.append({"plan": asdict(plan), "error": f"{type(exc).__name__}: {str(exc)[:80]}"})
-            continue
-        rows.append({"plan": asdict(plan), "us": round(us, 2), "TB_s": round(n * k * 2 / us / 1e6, 2)})
-    ok = sorted((r for r in rows if "us" in r), key=lambda r: r["us"])
-    return {"cublas_us": round(cublas, 2), "cublas_TB_s": round(n * k * 2 / cublas / 1e6, 2), "best": ok[:4],
-            "errors": [r for r in rows if "error" in r][:3], "plans": len(rows)}
+    return measure(m, n, k, split_plans(m), lambda x, w, plan, out: gemm_splitk(x, w, plan, out, ws, counts),
+                   settled=lambda: not counts.any())
 
 
 def gemm(x: torch.Tensor, weight: torch.Tensor, plan: GemmPlan, out: torch.Tensor) -> torch.Tensor:
@@ -212,29 +189,41 @@ def plans(m: int):
         yield GemmPlan(bm, bn, bk, stages, 8 if bm * bn >= 128 * 128 else 4, tma)
 
 
-def measure_shape(m: int, n: int, k: int) -> dict:
-    """cuBLAS and every Triton plan at one shape: times, weight TB/s, the 5 best plans."""
+def measure(m: int, n: int, k: int, candidates, launch, settled=lambda: True) -> dict:
+    """cuBLAS and every plan of ``candidates`` at one shape (``launch(x, weight, plan, out)``): times, weight
+    TB/s, the 5 best; a plan counts only if it matches ``F.linear`` before and after the graph replays."""
     weights = [torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02 for _ in range(COPIES)]
     x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
     outs = [torch.empty(m, n, dtype=torch.bfloat16, device="cuda") for _ in range(COPIES)]
-    ref = F.linear(x, weights[0])
     cublas = graph_us(lambda i: F.linear(x, weights[i % COPIES]))
+
+    def matches(plan, w) -> bool:
+        got = launch(x, w, plan, outs[0])
+        torch.cuda.synchronize()
+        return torch.allclose(got.float(), F.linear(x, w).float(), atol=2e-2, rtol=2e-2) and settled()
+
     rows = []
-    for plan in plans(m):
+    for plan in candidates:
         try:
-            got = gemm(x, weights[0], plan, outs[0])
-            torch.cuda.synchronize()
-            if not torch.allclose(got.float(), ref.float(), atol=2e-2, rtol=2e-2):
+            if not matches(plan, weights[0]):
                 rows.append({"plan": asdict(plan), "error": "mismatch"})
                 continue
-            us = graph_us(lambda i, plan=plan: gemm(x, weights[i % COPIES], plan, outs[i % COPIES]))
+            us = graph_us(lambda i, plan=plan: launch(x, weights[i % COPIES], plan, outs[i % COPIES]))
+            if not matches(plan, weights[1]):
+                rows.append({"plan": asdict(plan), "error": "mismatch after graph replays"})
+                continue
         except Exception as exc:  # out of resources, unsupported descriptor
             rows.append({"plan": asdict(plan), "error": f"{type(exc).__name__}: {str(exc)[:80]}"})
             continue
         rows.append({"plan": asdict(plan), "us": round(us, 2), "TB_s": round(n * k * 2 / us / 1e6, 2)})
     ok = sorted((r for r in rows if "us" in r), key=lambda r: r["us"])
     return {"cublas_us": round(cublas, 2), "cublas_TB_s": round(n * k * 2 / cublas / 1e6, 2), "best": ok[:5],
-            "errors": [r for r in rows if "error" in r][:3]}
+            "errors": [r for r in rows if "error" in r][:3], "plans": len(rows)}
+
+
+def measure_shape(m: int, n: int, k: int) -> dict:
+    """cuBLAS and every tiled Triton plan at one shape."""
+    return measure(m, n, k, plans(m), gemm)
 
 
 def blas_libraries(batches) -> dict:
