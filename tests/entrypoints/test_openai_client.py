@@ -76,7 +76,9 @@ def test_prompt_too_long_says_maximum_context_length(client):
 @pytest.mark.parametrize("extra", [{"temperature": -1}, {"n": 0}, {"extra_body": {"guided_json": {}}},
                                    {"max_tokens": 100000}, {"logprobs": 21},
                                    {"extra_body": {"top_k": 185936565949944031302647808}},
-                                   {"extra_body": {"min_tokens": 2**64}}])
+                                   {"extra_body": {"min_tokens": 2**64}},
+                                   {"extra_body": {"stop_token_ids": [5, 2**70]}},
+                                   {"extra_body": {"stop_token_ids": [49_152]}}])
 def test_invalid_requests_are_400(client, extra):
     with pytest.raises(openai.BadRequestError) as err:
         client.completions.create(model="SmolLM2-135M-Instruct", prompt="hi", **extra)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 async def create_chat_completion(state: ServerState, req: ChatCompletionRequest, raw: Request) -> Response:
     check_chat(req)
     model = P.check_model(state, req.model)
+    P.check_token_ids(state, req.stop_token_ids or [], "stop_token_ids")
     ids = P.render_chat(state, req.messages, add_generation_prompt=req.add_generation_prompt,
                         continue_final_message=req.continue_final_message, template_kwargs=req.chat_template_kwargs)
     P.check_length(state, len(ids))

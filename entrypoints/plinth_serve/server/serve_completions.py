@@ -24,6 +24,7 @@ async def create_completion(state: ServerState, req: CompletionRequest, raw: Req
     check_completion(req)
     model = P.check_model(state, req.model)
     prompts = P.completion_prompts(state, req.prompt)
+    P.check_token_ids(state, req.stop_token_ids or [], "stop_token_ids")
     planned = []
     for _, ids in prompts:
         P.check_length(state, len(ids))
