@@ -111,12 +111,15 @@ def write_kv(
     flat[1, slots] = to_cache_dtype(value[:n][valid], kv_cache.dtype)
 
 
+def fp8_limit(dtype: torch.dtype) -> float | None:
+    """The largest magnitude an fp8 ``dtype`` holds (cache writes saturate to it); None for other dtypes."""
+    return float(torch.finfo(dtype).max) if dtype.itemsize == 1 and dtype.is_floating_point else None
+
+
 def to_cache_dtype(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``x`` as the cache stores it: cast, saturated to the range of an fp8 ``dtype`` (scale 1.0)."""
-    if dtype.itemsize == 1 and dtype.is_floating_point:
-        limit = torch.finfo(dtype).max
-        return x.float().clamp(-limit, limit).to(dtype)
-    return x.to(dtype)
+    limit = fp8_limit(dtype)
+    return x.to(dtype) if limit is None else x.float().clamp(-limit, limit).to(dtype)
 
 
 def gather_kv(

@@ -9,6 +9,8 @@ import torch
 import triton
 import triton.language as tl
 
+from plinth.ops.reference import fp8_limit
+
 
 @triton.jit
 def _write_kv_kernel(
@@ -48,9 +50,7 @@ def write_kv(key: torch.Tensor, value: torch.Tensor, kv_cache: torch.Tensor, slo
         raise ValueError("write_kv needs a cache whose (block_size, heads, head_size) part is contiguous")
     k, v = _rows(key, num_kv_heads, head_size), _rows(value, num_kv_heads, head_size)
     width = num_kv_heads * head_size
-    fp8 = kv_cache.dtype.itemsize == 1 and kv_cache.dtype.is_floating_point
     _write_kv_kernel[(num_tokens,)](
         k, v, kv_cache[0], kv_cache[1], slot_mapping, k.stride(0), v.stride(0), kv_cache.stride(2),
-        BLOCK=triton.next_power_of_2(width), WIDTH=width,
-        LIMIT=float(torch.finfo(kv_cache.dtype).max) if fp8 else 0.0, num_warps=4,
+        BLOCK=triton.next_power_of_2(width), WIDTH=width, LIMIT=fp8_limit(kv_cache.dtype) or 0.0, num_warps=4,
     )
