@@ -77,7 +77,13 @@ def run_batch(model, workload, time_limit: float) -> dict:
                 in_tokens += len(workload.requests[int(rid[1:])].prompt_token_ids)
         elapsed = time.perf_counter() - start
     finally:
-        manager.stop(block=False)
+        # a blocking stop that drops pending requests: a manager still stepping when the next workload's manager
+        # starts breaks that one's loop (transformers 5.17), and newer versions flush pending requests unless told
+        hard = {"hard_stop": True} if "hard_stop" in inspect.signature(manager.stop).parameters else {}
+        manager.stop(block=True, timeout=60, **hard)
+        destroy = getattr(model, "destroy_cached_continuous_batching_manager", None)
+        if destroy is not None:
+            destroy()
     out_tokens = sum(generated.values())
     return {"engine": f"{_engine()} continuous batching paged|sdpa", "workload": workload.name,
             "num_requests": len(workload.requests), "finished_requests": done,
@@ -121,8 +127,10 @@ def run_latency(model, workload, iterations: int = 1) -> dict:
             "ttft_s": round(ttft, 4), "decode_tok_s": round(decode, 1), "output_tok_s": round(request.max_tokens / e2e, 1)}
 
 
-def run(names: list[str], num_requests: int | None, time_limit: float, device: str = "cuda") -> list[dict]:
-    """Each workload in ``names``; those of one model shape share one model."""
+def run(names: list[str], num_requests: int | None, time_limit: float, device: str = "cuda",
+        out_dir: str | None = None) -> list[dict]:
+    """Each workload in ``names``; those of one model shape share one model. Each result is written to
+    ``out_dir/hf_<workload>.json`` as soon as it exists, so a run cut later keeps it."""
     from plinth.bench.workloads import MODEL_SHAPES, build_workload
 
     results, model, model_name = [], None, None
@@ -135,6 +143,8 @@ def run(names: list[str], num_requests: int | None, time_limit: float, device: s
         result = run_latency(model, workload) if name == "L1" else run_batch(model, workload, time_limit)
         result["device_name"] = torch.cuda.get_device_name()
         print(json.dumps(result), flush=True)
+        if out_dir:
+            Path(out_dir, f"hf_{name.lower()}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         results.append(result)
     return results
 
@@ -148,13 +158,9 @@ def main() -> None:
     parser.add_argument("--out-dir", default=None, help="write hf_<workload>.json files here")
     args = parser.parse_args()
     names = [n.strip().upper() for n in args.workload.split(",") if n.strip()]
-    results = run(names, args.num_requests, args.time_limit)
+    results = run(names, args.num_requests, args.time_limit, out_dir=args.out_dir)
     if args.json and len(results) == 1:
         Path(args.json).write_text(json.dumps(results[0], indent=2), encoding="utf-8")
-    if args.out_dir:
-        for result in results:
-            Path(args.out_dir, f"hf_{result['workload'].lower()}.json").write_text(json.dumps(result, indent=2),
-                                                                                  encoding="utf-8")
 
 
 if __name__ == "__main__":

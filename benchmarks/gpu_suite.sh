@@ -59,7 +59,7 @@ kernel_checks() {  # one bf16 case of every kernel (GQA 4, head 128) and the sam
 }
 # `all` must end inside one 600-second device call (and leave time for the table and the archive): every stage's
 # limit is the smaller of its own and what is left of SUITE_BUDGET; a stage with under 20 s left is skipped.
-SUITE_BUDGET=${SUITE_BUDGET:-540}
+SUITE_BUDGET=${SUITE_BUDGET:-555}
 left() { local rest=$(( SUITE_BUDGET - SECONDS )); echo $(( rest < $1 ? (rest > 0 ? rest : 1) : $1 )); }
 run_if_time() {  # run_if_time LIMIT NAME COMMAND...: COMMAND under `left LIMIT`, or a note that it was skipped
     local limit=$1 name=$2; shift 2
@@ -81,8 +81,8 @@ if [[ $STAGE == all ]]; then
     run_if_time 90 "plinth L1" bench l1 latency --workload L1
     run_if_time 120 "plinth T1" bench t1 throughput --workload T1
     run_if_time 210 "plinth T2" bench t2 throughput --workload T2
-    run_if_time 90 "HF T3" hf_peer T3 "${HF_TIME_LIMIT:-35}" hf_t3.log
-    run_if_time 150 "HF L1, T1, T2" hf_peer L1,T1,T2 "${HF_LLAMA_LIMIT:-25}" hf_llama.log
+    run_if_time 90 "HF T3" hf_peer T3 "${HF_TIME_LIMIT:-30}" hf_t3.log
+    run_if_time 150 "HF L1, T1, T2" hf_peer L1,T1,T2 "${HF_LLAMA_LIMIT:-20}" hf_llama.log
     stamp "done"
 fi
 if [[ $STAGE == round11d ]]; then  # the kernel checks of `all` (now with fp8 cases), then T3 with a bf16 and an fp8 cache
