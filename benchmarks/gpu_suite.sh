@@ -6,7 +6,8 @@
 #                                         # transformers, T3, L1, T1, T2 for plinth, the HF peer on each, the table
 #   bash benchmarks/gpu_suite.sh checks   # the kernel checks of `all` alone
 #   bash benchmarks/gpu_suite.sh verify1  # the whole GPU test directory, part 1: attention and dense-prefill cases
-#   bash benchmarks/gpu_suite.sh verify2  # part 2: everything else, then the conformance kit
+#   bash benchmarks/gpu_suite.sh verify2  # part 2: everything else but the engine tests
+#   bash benchmarks/gpu_suite.sh verify3  # part 3: the engine tests (greedy = transformers, graphs), conformance kit
 #   bash benchmarks/gpu_suite.sh tests    # kernels + conformance + e2e on the GPU, then T3
 #   bash benchmarks/gpu_suite.sh bench    # L1, T1 (scaled by T1_REQUESTS, default 200)
 #   bash benchmarks/gpu_suite.sh peer     # HF transformers on T3 (time-limited by HF_TIME_LIMIT)
@@ -27,6 +28,7 @@
 #   bash benchmarks/gpu_suite.sh round9c  # prefill GEMM paths; decode/mixed/no-compile tests; T3 tail plan A/B twice
 #   bash benchmarks/gpu_suite.sh round10a # KV-split sweep at batches 2-96 (CUDA graphs), then verify1
 #   bash benchmarks/gpu_suite.sh round10b # KV blocks of 32 tokens vs 16: T2, T1, T3
+#   bash benchmarks/gpu_suite.sh round12  # fp8 linear kernel + engine tests; L1, T1 with fp8 linears, T2 with fp8 + fp8 KV
 #   bash benchmarks/gpu_suite.sh round11d # the kernel checks of `all`, then T3 with bf16 and fp8 KV
 #   bash benchmarks/gpu_suite.sh round11c # fp8 KV engine tests (HF oracle); T2 and T1 with fp8 KV
 #   bash benchmarks/gpu_suite.sh round11b # fp8 KV cache tests; T2 bf16 and fp8; T3, T1 with fp8 KV
@@ -85,6 +87,18 @@ if [[ $STAGE == all ]]; then
     run_if_time 150 "HF L1, T1, T2" hf_peer L1,T1,T2 "${HF_LLAMA_LIMIT:-20}" hf_llama.log
     stamp "done"
 fi
+if [[ $STAGE == round12 ]]; then  # fp8 linears: kernel + engine tests (the engine file whole), then L1, T1, T2 with fp8
+    SUITE_BUDGET=520; SECONDS=0
+    stamp "fp8 linear kernel tests + engine tests"
+    timeout 240 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_engine_gpu.py -q \
+        -n 4 -p no:cacheprovider --plinth-platform=cuda -k "fp8_linear or test_engine_gpu" --tb=short 2>&1 \
+        | tail -40 >"$OUT/round12_tests.txt"; tail -3 "$OUT/round12_tests.txt"
+    run_if_time 60 "L1 fp8" bench l1_fp8 latency --workload L1 --quantization fp8
+    run_if_time 80 "T1 fp8" bench t1_fp8 throughput --workload T1 --quantization fp8
+    run_if_time 150 "T2 fp8 + fp8 KV" bench t2_fp8 throughput --workload T2 --quantization fp8 --kv-cache-dtype fp8
+    stamp "done"
+    grep -h '"workload"\|"output_tok_s"\|"decode_tok_s"\|num_kv_blocks\|"elapsed_s"' "$OUT"/plinth_*.json
+fi
 if [[ $STAGE == round11d ]]; then  # the kernel checks of `all` (now with fp8 cases), then T3 with a bf16 and an fp8 cache
     SECONDS=0; stamp "kernel checks"; kernel_checks
     stamp "T3 bf16"; BENCH_TIMEOUT=60 bench t3 throughput --workload T3
@@ -133,8 +147,13 @@ if [[ $STAGE == verify1 || $STAGE == round10a ]]; then
         --plinth-platform=cuda -k "test_attention or dense_prefill" --durations=8 2>&1 | tail -15 | tee "$OUT/cuda_tests_1.txt"
 fi
 if [[ $STAGE == verify2 ]]; then
-    timeout 420 python3 -m pytest tests/platforms/cuda -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
-        -k "not (test_attention or dense_prefill)" 2>&1 | tail -15 | tee "$OUT/cuda_tests_2.txt"
+    timeout 500 python3 -m pytest tests/platforms/cuda -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
+        --ignore=tests/platforms/cuda/test_engine_gpu.py -k "not (test_attention or dense_prefill)" 2>&1 \
+        | tail -15 | tee "$OUT/cuda_tests_2.txt"
+fi
+if [[ $STAGE == verify3 ]]; then
+    timeout 400 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py -q -n 4 -p no:cacheprovider \
+        --plinth-platform=cuda 2>&1 | tail -15 | tee "$OUT/cuda_tests_3.txt"
     timeout 110 python3 -m pytest --pyargs plinth.testing.conformance -q -n 8 -p no:cacheprovider \
         --plinth-platform=cuda 2>&1 | tail -5 | tee "$OUT/conformance.txt"
 fi

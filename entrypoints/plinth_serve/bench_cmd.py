@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from plinth_serve.serve_cmd import KV_CACHE_DTYPE_HELP
+from plinth_serve.serve_cmd import KV_CACHE_DTYPE_HELP, QUANTIZATION_HELP
 
 bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
 
@@ -45,11 +45,13 @@ def bench_serve(
 
 
 def _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
-                     gpu_memory_utilization, admission="forecast", block_size=None, kv_cache_dtype="auto"):
+                     gpu_memory_utilization, admission="forecast", block_size=None, kv_cache_dtype="auto",
+                     quantization=None):
     from plinth.bench.runner import BenchOptions
 
     engine = {"admission": admission, **({"block_size": block_size} if block_size else {}),
-              **({"kv_cache_dtype": kv_cache_dtype} if kv_cache_dtype != "auto" else {})}
+              **({"kv_cache_dtype": kv_cache_dtype} if kv_cache_dtype != "auto" else {}),
+              **({"quantization": quantization} if quantization else {})}
     return BenchOptions(device=device, num_requests=num_requests, enforce_eager=enforce_eager,
                         max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                         gpu_memory_utilization=gpu_memory_utilization, engine_options=engine)
@@ -78,6 +80,7 @@ def bench_throughput(
                                   "projected KV growth leaves room; greedy: whenever its prompt fits (vLLM's)."),
     block_size: int | None = typer.Option(None, min=1, help="Tokens per KV-cache block (default: the platform's)."),
     kv_cache_dtype: str = typer.Option("auto", help=KV_CACHE_DTYPE_HELP),
+    quantization: str | None = typer.Option(None, help=QUANTIZATION_HELP),
     load_format: str = typer.Option("dummy", help="Only 'dummy' (random weights of the model shape)."),
     result_json: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
 ) -> None:
@@ -94,7 +97,7 @@ def bench_throughput(
     if admission not in ADMISSION_RULES:
         raise typer.BadParameter(f"use {' or '.join(map(repr, ADMISSION_RULES))}", param_hint="--admission")
     options = _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
-                               gpu_memory_utilization, admission, block_size, kv_cache_dtype)
+                               gpu_memory_utilization, admission, block_size, kv_cache_dtype, quantization)
     _emit(run_throughput(workload, options), result_json)
 
 
@@ -106,6 +109,7 @@ def bench_latency(
     enforce_eager: bool = typer.Option(False, help="Never capture device graphs."),
     gpu_memory_utilization: float = typer.Option(0.9, min=0.05, max=1.0),
     kv_cache_dtype: str = typer.Option("auto", help=KV_CACHE_DTYPE_HELP),
+    quantization: str | None = typer.Option(None, help=QUANTIZATION_HELP),
     result_json: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
 ) -> None:
     """Batch-1 latency: end-to-end, time to first token and decode tokens/s.
@@ -115,5 +119,5 @@ def bench_latency(
     from plinth.bench.runner import run_latency
 
     options = _offline_options(device, None, enforce_eager, 256, 8192, gpu_memory_utilization,
-                               kv_cache_dtype=kv_cache_dtype)
+                               kv_cache_dtype=kv_cache_dtype, quantization=quantization)
     _emit(run_latency(workload, options, iterations), result_json)

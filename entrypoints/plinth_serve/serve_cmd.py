@@ -7,6 +7,8 @@ import typer
 from plinth_serve.server.limits import DEFAULT_LIMITS, Limits
 
 _ENGINE = "Engine"
+QUANTIZATION_HELP = ("Linear method the platform offers: fp8 on cuda sm_89+ (e4m3 weights and activations), "
+                     "int8_weight_only or w8a8_int8 on cpu. Default: float weights.")
 KV_CACHE_DTYPE_HELP = ("KV-cache storage: auto (the model dtype), bfloat16, float16, float32, or fp8 (= fp8_e4m3) / "
                        "fp8_e5m2 where the platform offers it (cuda on sm_89+): half the memory of a 16-bit cache, "
                        "values saturated, scale 1.0.")
@@ -35,9 +37,7 @@ def serve(
     kv_cache_dtype: str = typer.Option("auto", help=KV_CACHE_DTYPE_HELP, rich_help_panel=_ENGINE),
     load_format: str = typer.Option("auto", help="auto, safetensors, gguf or dummy.", rich_help_panel=_ENGINE),
     seed: int = typer.Option(0, help="Engine seed.", rich_help_panel=_ENGINE),
-    quantization: str | None = typer.Option(None, help="Linear method the platform offers, e.g. "
-                                            "int8_weight_only on cpu. "
-                                            "Default: float weights.", rich_help_panel=_ENGINE),
+    quantization: str | None = typer.Option(None, help=QUANTIZATION_HELP, rich_help_panel=_ENGINE),
     host: str = typer.Option("127.0.0.1", help="Address to bind. Loopback by default; use 0.0.0.0 to expose "
                              "the server (then set --api-key).", rich_help_panel=_SERVER),
     port: int = typer.Option(8000, help="Port to bind.", rich_help_panel=_SERVER),

@@ -73,3 +73,17 @@ def test_serve_and_bench_pass_the_kv_cache_dtype(served, monkeypatch):
         result = CliRunner().invoke(app, ["bench", command, "--kv-cache-dtype", "fp8_e5m2"])
         assert result.exit_code == 0, result.output
         assert seen["options"].engine_options["kv_cache_dtype"] == "fp8_e5m2"
+
+
+def test_bench_passes_the_quantization(monkeypatch):
+    import plinth.bench.runner as runner
+
+    seen = {}
+    monkeypatch.setattr(runner, "run_throughput", lambda name, options: seen.update(options=options) or {})
+    monkeypatch.setattr(runner, "run_latency", lambda name, options, iterations: seen.update(options=options) or {})
+    for command in ("throughput", "latency"):
+        result = CliRunner().invoke(app, ["bench", command, "--quantization", "fp8"])
+        assert result.exit_code == 0, result.output
+        assert seen["options"].engine_options["quantization"] == "fp8"
+        CliRunner().invoke(app, ["bench", command])
+        assert "quantization" not in seen["options"].engine_options

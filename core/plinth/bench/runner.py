@@ -75,7 +75,8 @@ def run_throughput(name: str, options: BenchOptions) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
     out_tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
     in_tokens = workload.input_tokens
-    result = _summary(workload, elapsed, in_tokens, out_tokens, load_s, _kv_cache_dtype(options))
+    result = _summary(workload, elapsed, in_tokens, out_tokens, load_s, _kv_cache_dtype(options),
+                      _quantization(options))
     result["decode_steps"] = _decode_profile(llm)
     result["environment"] = _environment(llm)
     return result
@@ -103,7 +104,7 @@ def run_latency(name: str, options: BenchOptions, iterations: int = 3) -> dict[s
     runs.sort()
     e2e, ttft, decode = runs[len(runs) // 2]
     result = _summary(workload, e2e, len(request.prompt_token_ids), request.max_tokens, load_s,
-                      _kv_cache_dtype(options))
+                      _kv_cache_dtype(options), _quantization(options))
     result.update(ttft_s=round(ttft, 4), decode_tok_s=round(decode, 1),
                   tpot_ms=round(1000 / decode, 3), iterations=iterations)
     if result["roofline_out_tok_s"]:
@@ -127,13 +128,20 @@ def _kv_cache_dtype(options: BenchOptions) -> str:
     return CacheConfig(kv_cache_dtype=(options.engine_options or {}).get("kv_cache_dtype", "auto")).kv_cache_dtype
 
 
+def _quantization(options: BenchOptions) -> str | None:
+    return (options.engine_options or {}).get("quantization")
+
+
 def _summary(workload: Workload, elapsed: float, in_tokens: int, out_tokens: int, load_s: float,
-             kv_cache_dtype: str = "auto") -> dict:
-    """The figures of a run; the roofline share only for a 16-bit KV cache, which BENCHMARKS.md's bounds assume."""
+             kv_cache_dtype: str = "auto", quantization: str | None = None) -> dict:
+    """The figures of a run; the roofline share only for 16-bit weights and KV cache, which BENCHMARKS.md's
+    bounds assume."""
     out_rate = out_tokens / elapsed
-    bound = ROOFLINE_OUT_TOK_S.get(workload.name) if kv_cache_dtype in ("auto", "bfloat16") else None
+    sixteen_bit = kv_cache_dtype in ("auto", "bfloat16") and quantization is None
+    bound = ROOFLINE_OUT_TOK_S.get(workload.name) if sixteen_bit else None
     return {
         "workload": workload.name, "model": workload.model, "dtype": "bfloat16", "kv_cache_dtype": kv_cache_dtype,
+        "quantization": quantization,
         "num_requests": len(workload.requests), "input_tokens": in_tokens, "output_tokens": out_tokens,
         "elapsed_s": round(elapsed, 3), "requests_per_s": round(len(workload.requests) / elapsed, 3),
         "total_tok_s": round((in_tokens + out_tokens) / elapsed, 1), "output_tok_s": round(out_rate, 1),

@@ -71,10 +71,16 @@ class CudaPlatform(Platform):
         return self._backends
 
     def quantization_methods(self):
-        """Float linears: a Triton GEMV for single-row inputs (batch-1 decode), cuBLAS otherwise."""
+        """Float linears: a Triton GEMV for single-row inputs (batch-1 decode), cuBLAS otherwise; on sm_89+
+        also ``fp8`` (vLLM's ``--quantization fp8``: e4m3 weights per channel, e4m3 activations per token)."""
         from plinth_triton.gemv import GemvLinear
 
-        return {GemvLinear.name: GemvLinear(num_sms=self._device.multiprocessor_count())}
+        methods = {GemvLinear.name: GemvLinear(num_sms=self._device.multiprocessor_count())}
+        if self._device.compute_capability() >= (8, 9):
+            from plinth_triton.fp8_linear import Fp8Linear
+
+            methods[Fp8Linear.name] = Fp8Linear()
+        return methods
 
     def kernels(self) -> KernelRegistry:
         from plinth_triton import register_kernels

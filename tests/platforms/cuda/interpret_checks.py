@@ -26,7 +26,13 @@ def _numpy2_index_fix() -> None:
 
 _numpy2_index_fix()
 
-from kernel_cases import check_attention, check_elementwise, check_gemv, check_write_kv  # noqa: E402
+from kernel_cases import (  # noqa: E402
+    check_attention,
+    check_elementwise,
+    check_fp8_linear,
+    check_gemv,
+    check_write_kv,
+)
 
 
 def main() -> None:
@@ -88,6 +94,9 @@ def main() -> None:
     check_attention([(40, 1), (0, 9), (130, 1), (5, 12)], group=4, head_size=32, block_size=16,
                     dtype=torch.float16, device=cpu, mixed_decode=True, kv_dtype=e5m2, on_grid=True)
     check_gemv(torch.float32, cpu)
+    # fp8 linears: the row-quantization kernel and the method (torch._scaled_mm runs on CPU tensors too)
+    check_fp8_linear(torch.float32, cpu, on_grid=True)
+    check_fp8_linear(torch.float16, cpu, on_grid=True, shapes=((4, 32, 64), (2, 48, 2064)))
     from plinth_triton.sampling import sample
     from sampling_cases import check_distribution, check_matches_reference, check_seed_invariance, check_ties_and_edges
 

@@ -199,3 +199,46 @@ def check_write_kv(dtype, device, seed=0, kv_dtype=None, on_grid=False):
 
 __all__ = ["AttentionLayerSpec", "CommonAttentionMetadata", "check_attention", "check_elementwise", "check_gemv",
            "check_write_kv"]
+
+
+def _fp8_grid_rows(m, k, gen, dtype):
+    """Rows whose per-row fp8 quantization is exact: e4m3 values times a power of two, each row's
+    absmax at 448 (so its scale is that power of two and every ``x / scale`` is on the grid)."""
+    q = (torch.randn(m, k, generator=gen) * 100).clamp(-448, 448).to(torch.float8_e4m3fn).float()
+    q[:, 0] = 448.0 * torch.where(torch.rand(m, generator=gen) < 0.5, -1.0, 1.0)
+    powers = 2.0 ** torch.randint(-12, -4, (m, 1), generator=gen).float()
+    return (q * powers).to(dtype)
+
+
+def check_fp8_linear(dtype, device, seed=0, on_grid=False,
+                     shapes=((1, 32, 64), (5, 48, 96), (37, 64, 2064), (3, 40, 64))):
+    """The fp8 linear method: the row-quantization kernel bit for bit against its torch reference (scales
+    and e4m3 values, zero and odd-width rows included), then ``apply`` (``_scaled_mm``, or the reference
+    for widths not a multiple of 16) against the dequantized operands' product in float64. ``on_grid``:
+    rows whose quantization is exact (the Triton interpreter's fp8 cast is wrong at binade edges)."""
+    from plinth_triton.fp8_linear import Fp8Linear, quantize_rows, quantize_rows_reference
+
+    gen = torch.Generator().manual_seed(seed)
+    method = Fp8Linear()
+    for m, n, k in shapes:
+        x = _fp8_grid_rows(m, k, gen, dtype) if on_grid else (torch.randn(m, k, generator=gen) * 3).to(dtype)
+        x[-1] = 0  # an all-zero row: scale EPS / 448, zeros
+        x = x.to(device)
+        q, s = quantize_rows(x)
+        q_ref, s_ref = quantize_rows_reference(x)
+        assert torch.equal(s.cpu(), s_ref.cpu()), f"fp8 row scales {m}x{k}"
+        assert torch.equal(q.view(torch.uint8).cpu(), q_ref.view(torch.uint8).cpu()), f"fp8 row values {m}x{k}"
+        w = (torch.randn(n, k, generator=gen) * k ** -0.5).to(dtype).to(device)
+        b = torch.randn(n, generator=gen).to(dtype).to(device)
+        prepared = method.prepare(w)
+        w_scale = w.float().abs().amax(dim=1).clamp_min(1e-12) / 448
+        assert torch.allclose(prepared.scale.reshape(-1).cpu(), w_scale.cpu()), f"fp8 weight scales {n}x{k}"
+        deq_w = prepared.qweight.double() * prepared.scale.double().reshape(-1, 1)
+        assert (deq_w - w.double()).abs().max() <= w_scale.double().max() * 16 + 1e-9, "fp8 weight rounding"
+        expected = (q_ref.double() * s_ref.double()) @ deq_w.T + b.double()
+        got = method.apply(x.reshape(1, m, k), prepared, b)
+        assert got.shape == (1, m, n) and got.dtype == dtype
+        scale = expected.abs().max().item()
+        what = f"Fp8Linear {m}x{n}x{k}"
+        torch.testing.assert_close(got[0].double().cpu(), expected.cpu(), atol=2e-2 * scale, rtol=2e-2,
+                                   msg=lambda msg, what=what: f"{what}: {msg}")

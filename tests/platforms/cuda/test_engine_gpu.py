@@ -115,6 +115,42 @@ def test_fp8_kv_cache_greedy_equals_transformers_on_fp8_values(arch, dense_prefi
         assert_same_greedy(tokens, ref, ref_logits)
 
 
+def _fp8_linear_forward(linear, x):
+    """What plinth's ``fp8`` linear computes, in torch ops: e4m3 activations per token and weights per
+    output channel, their product in fp32 rounded to bf16 (the GEMM's output), the bias added in bf16."""
+    from plinth_triton.fp8_linear import quantize_rows_reference, quantize_weight
+
+    qx, sx = quantize_rows_reference(x)
+    w = quantize_weight(linear.weight)
+    y = ((qx.float() @ w.qweight.float().T) * sx * w.scale).to(torch.bfloat16)
+    if linear.bias is not None:
+        y = y + linear.bias.to(torch.bfloat16)
+    return y.float().reshape(*x.shape[:-1], -1).to(x.dtype)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_fp8_linears_greedy_equal_transformers_on_fp8_operands(arch, tmp_path):
+    """``quantization="fp8"``: greedy tokens equal transformers' when its linears (not the LM head) compute
+    with the same e4m3 operands and bf16 outputs; only the GEMM's accumulation order differs, hence the
+    wider tie margin."""
+    if torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("fp8 GEMMs need sm_89+")
+    from plinth_triton.fp8_linear import Fp8Weight
+
+    path = save_tiny_model(arch, tmp_path)
+    prompts = _prompts(6, seed=17)
+    llm, ours = _generate(path, prompts, quantization="fp8")
+    qkv = llm.llm_engine.runner.model.model.layers[0].self_attn.qkv_proj
+    assert isinstance(qkv.prepared, Fp8Weight) and qkv.prepared.qweight.dtype == torch.float8_e4m3fn
+    hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval().cuda()
+    for name, module in hf.named_modules():
+        if isinstance(module, torch.nn.Linear) and name != "lm_head":
+            module.forward = lambda x, m=module: _fp8_linear_forward(m, x)
+    for prompt, tokens in zip(prompts, ours, strict=True):
+        ref, ref_logits = hf_greedy(hf, prompt, STEPS)
+        assert_same_greedy(tokens, ref, ref_logits, tie=1e-2)
+
+
 def _compiled_variants(fn) -> int:
     """How many compiled variants a Triton JIT function holds (any Triton 3.x layout)."""
     caches = getattr(fn, "device_caches", None)

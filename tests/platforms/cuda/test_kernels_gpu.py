@@ -7,7 +7,13 @@ import itertools
 import pytest
 import torch
 
-from tests.platforms.cuda.kernel_cases import check_attention, check_elementwise, check_gemv, check_write_kv
+from tests.platforms.cuda.kernel_cases import (
+    check_attention,
+    check_elementwise,
+    check_fp8_linear,
+    check_gemv,
+    check_write_kv,
+)
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
@@ -109,6 +115,16 @@ def test_elementwise(dtype):
 def test_gemv(dtype):
     check_gemv(dtype, CUDA, shapes=((1, 64), (37, 96), (300, 1000), (4096, 4096), (6144, 4096), (4096, 14336),
                                     (128256, 512)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fp8_linear(dtype):
+    if torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("fp8 GEMMs need sm_89+")
+    shapes = ((1, 32, 64), (5, 48, 96), (37, 64, 2064), (3, 40, 64), (1, 4096, 4096), (200, 6144, 4096),
+              (256, 4096, 14336), (1000, 28672, 4096))
+    check_fp8_linear(dtype, CUDA, shapes=shapes)
+    check_fp8_linear(dtype, CUDA, shapes=shapes[:3], on_grid=True, seed=1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
