@@ -50,6 +50,9 @@ class ModelRunner:
                                 linear_methods=linear_methods(platform.quantization_methods(), plugin_manager()),
                                 quantization=config.quantization)
         self.model = get_model(model_config, self.ctx)
+        # give back what loading left in the allocator's cache (a quantized model frees its float weights):
+        # the KV budget below counts the device's free memory
+        platform.device.empty_cache()
         self.kv_dtype = kv_storage_dtype(config.cache.kv_cache_dtype, self.dtype)
         specs = self.model.kv_cache_spec()
         self.backend = backend

@@ -105,6 +105,8 @@ class Fp8Linear(LinearMethod):
         x2 = x.reshape(-1, k)
         if x2.stride(-1) != 1:
             x2 = x2.contiguous()
+        if x2.shape[0] == 0:
+            return x.new_empty(*x.shape[:-1], n)
         qx, sx = quantize_rows(x2)
         # rowwise scales need a bf16 output; a float16 / float32 model casts it back
         out = torch._scaled_mm(qx, weight.qweight.T, scale_a=sx, scale_b=weight.scale, out_dtype=torch.bfloat16,
