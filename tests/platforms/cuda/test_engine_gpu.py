@@ -116,39 +116,62 @@ def test_fp8_kv_cache_greedy_equals_transformers_on_fp8_values(arch, dense_prefi
 
 
 def _fp8_linear_forward(linear, x):
-    """What plinth's ``fp8`` linear computes, in torch ops: e4m3 activations per token and weights per
-    output channel, their product in fp32 rounded to bf16 (the GEMM's output), the bias added in bf16."""
+    """What plinth's ``fp8`` linear computes, from torch's ops: e4m3 activations per token (torch's own
+    rounding) and weights per output channel, multiplied by the same ``torch._scaled_mm`` (bf16 output,
+    fast accumulation), the bias added in bf16. The GEMM's numerics are checked against float64 in
+    ``test_fp8_linear``; this oracle checks what the engine does with it (merged projections, per-token
+    rows, biases, which layers are quantized)."""
     from plinth_triton.fp8_linear import quantize_rows_reference, quantize_weight
 
     qx, sx = quantize_rows_reference(x)
     w = quantize_weight(linear.weight)
-    y = ((qx.float() @ w.qweight.float().T) * sx * w.scale).to(torch.bfloat16)
+    y = torch._scaled_mm(qx, w.qweight.T, scale_a=sx, scale_b=w.scale, out_dtype=torch.bfloat16, use_fast_accum=True)
     if linear.bias is not None:
         y = y + linear.bias.to(torch.bfloat16)
     return y.float().reshape(*x.shape[:-1], -1).to(x.dtype)
 
 
+def _teacher_forced_logprobs(model, prompt, tokens) -> torch.Tensor:
+    """``model``'s log-probabilities of ``tokens`` after ``prompt``, each step given the previous tokens."""
+    with torch.inference_mode():
+        logits = model(torch.tensor([prompt + tokens[:-1]], device="cuda")).logits[0, len(prompt) - 1:].float()
+    return torch.log_softmax(logits, -1)[torch.arange(len(tokens)), torch.tensor(tokens)].cpu()
+
+
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
-def test_fp8_linears_greedy_equal_transformers_on_fp8_operands(arch, tmp_path):
-    """``quantization="fp8"``: greedy tokens equal transformers' when its linears (not the LM head) compute
-    with the same e4m3 operands and bf16 outputs; only the GEMM's accumulation order differs, hence the
-    wider tie margin."""
+def test_fp8_linears_follow_transformers_on_fp8_operands(arch, tmp_path):
+    """``quantization="fp8"``: the log-probabilities of our greedy tokens follow transformers' with its
+    linears (not the LM head) computing through the same fp8 operands and GEMM, far closer than the float
+    model's do. Not token equality: a last-bit difference (accumulation order, attention, norms) that moves
+    a value across an fp8 rounding boundary is amplified by the next layer's quantization; free-running, the
+    two diverged after 9 and 15 equal tokens at top-2 gaps of 0.07 (of a logit spread of about 7)."""
     if torch.cuda.get_device_capability() < (8, 9):
         pytest.skip("fp8 GEMMs need sm_89+")
     from plinth_triton.fp8_linear import Fp8Weight
 
+    from plinth import LLM, SamplingParams
+
     path = save_tiny_model(arch, tmp_path)
     prompts = _prompts(6, seed=17)
-    llm, ours = _generate(path, prompts, quantization="fp8")
+    llm = LLM(str(path), device="cuda", dtype="float32", skip_tokenizer_init=True, max_model_len=256,
+              kv_cache_memory_bytes=1 << 30, quantization="fp8")
     qkv = llm.llm_engine.runner.model.model.layers[0].self_attn.qkv_proj
     assert isinstance(qkv.prepared, Fp8Weight) and qkv.prepared.qweight.dtype == torch.float8_e4m3fn
-    hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval().cuda()
-    for name, module in hf.named_modules():
+    outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=STEPS, ignore_eos=True, logprobs=0))
+    float_hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval().cuda()
+    fp8_hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval().cuda()
+    for name, module in fp8_hf.named_modules():
         if isinstance(module, torch.nn.Linear) and name != "lm_head":
             module.forward = lambda x, m=module: _fp8_linear_forward(m, x)
-    for prompt, tokens in zip(prompts, ours, strict=True):
-        ref, ref_logits = hf_greedy(hf, prompt, STEPS)
-        assert_same_greedy(tokens, ref, ref_logits, tie=1e-2)
+    ours_err, float_err = [], []
+    for prompt, out in zip(prompts, outs, strict=True):
+        tokens = out.outputs[0].token_ids
+        ours = torch.tensor([lp[t].logprob for lp, t in zip(out.outputs[0].logprobs, tokens, strict=True)])
+        oracle = _teacher_forced_logprobs(fp8_hf, prompt, tokens)
+        ours_err.append((ours - oracle).abs())
+        float_err.append((_teacher_forced_logprobs(float_hf, prompt, tokens) - oracle).abs())
+    ours_err, float_err = torch.cat(ours_err).mean().item(), torch.cat(float_err).mean().item()
+    assert ours_err < 0.5 * float_err, f"mean |logprob error|: ours {ours_err:.4f}, the float model {float_err:.4f}"
 
 
 def _compiled_variants(fn) -> int:
