@@ -117,3 +117,25 @@ def test_profile_run_leaves_outputs_unchanged(tmp_path, monkeypatch):
 
     monkeypatch.setattr(CpuPlatform, "capabilities", property(capabilities))
     assert run() == plain
+
+
+def test_allocator_cache_emptied_after_loading_before_the_profile_run(tmp_path, monkeypatch, profile_run_cpu):
+    """What loading left in the allocator's cache (a quantized model's freed float weights) is given back
+    after the weights are prepared and before the profile run, so the KV budget, which reads the device's
+    free memory, counts it; emptying after the profile run would drop its peak activations from the budget."""
+    from plinth_cpu.device import CpuDeviceOps
+
+    events = []
+    monkeypatch.setattr(CpuDeviceOps, "empty_cache", lambda self: events.append("empty"))
+    for name in ("get_model", "profile_run"):
+        original = getattr(model_runner_module, name)
+
+        def recorded(*args, _original=original, _name=name, **kwargs):
+            result = _original(*args, **kwargs)
+            events.append(_name)
+            return result
+
+        monkeypatch.setattr(model_runner_module, name, recorded)
+    path = save_tiny_model("llama", tmp_path)
+    LLM(str(path), device="cpu", dtype="float32", max_num_seqs=4, max_num_batched_tokens=32, skip_tokenizer_init=True)
+    assert events == ["get_model", "empty", "profile_run"]
