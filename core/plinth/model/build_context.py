@@ -72,6 +72,14 @@ class BuildContext:
             raise ValueError(f"quantization {self.quantization!r} is not offered by this platform (offered: {offered})")
         return _TORCH_LINEAR
 
+    def lm_head_method(self) -> LinearMethod:
+        """The LM head's method: the model's, unless that one leaves the head unquantized
+        (``quantizes_lm_head``), then the platform's unquantized method, else torch's ``F.linear``."""
+        method = self.linear_method()
+        if method.quantizes_lm_head:
+            return method
+        return self.linear_methods.get(UNQUANTIZED, _TORCH_LINEAR)
+
     def empty(self, *shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
         """An uninitialised tensor on this context's device, in its dtype unless given."""
         return torch.empty(*shape, dtype=dtype or self.dtype, device=self.device)

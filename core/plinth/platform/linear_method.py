@@ -26,6 +26,9 @@ class LinearMethod(ABC):
     #: method takes as they are: a GGUF weight of such a type reaches ``prepare`` as a ``GGMLTensor``
     #: (kept quantized); weights of other types reach it dequantized, as float tensors
     ggml_types: frozenset[str] = frozenset()
+    #: whether the LM head (the projection onto the vocabulary) uses this method too; when False it keeps
+    #: the platform's unquantized method, as vLLM keeps it 16-bit under ``--quantization fp8``
+    quantizes_lm_head: bool = True
 
     def takes_ggml(self, type_name: str, dtype: Any) -> bool:
         """Whether a GGML ``type_name`` weight of a model whose activations are ``dtype`` reaches

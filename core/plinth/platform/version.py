@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PLATFORM_API: tuple[int, int] = (1, 3)
+PLATFORM_API: tuple[int, int] = (1, 4)
 """``(major, minor)``. Minor versions only add members with defaults; removal bumps major.
 
 History: 1.0 first contract; 1.1 adds ``GraphRunner.static_shapes`` (default False),
@@ -12,7 +12,8 @@ platforms whose torch backend offers ``torch.<dev>.graph``); 1.2 adds ``Feature.
 (dummy steps at every step shape before the KV cache is sized) and the optional op
 ``Op.QK_NORM_ROTARY``; 1.3 adds ``LinearMethod.ggml_types`` (default empty) and
 ``LinearMethod.takes_ggml(type_name, dtype)``: GGUF block weights reach a method that takes them as
-``plinth.model.ggml_tensor.GGMLTensor``.
+``plinth.model.ggml_tensor.GGMLTensor``; 1.4 adds ``LinearMethod.quantizes_lm_head`` (default True): a
+method that sets it False leaves the LM head on the platform's unquantized method.
 """
 
 ApiRange = tuple[tuple[int, int], tuple[int, int]]

@@ -4,9 +4,13 @@
 (``scale = absmax / 448``). ``apply`` quantizes each activation row the same way (a Triton kernel:
 one program a row, absmax then the scaled, saturated cast) and multiplies through
 ``torch._scaled_mm`` with both scales applied in the GEMM's epilogue (rowwise scaling: CUTLASS on
-NVIDIA sm_89+). Half the weight bytes of a 16-bit linear and twice the tensor-core rate on Hopper.
-``reference`` is the same math in fp32 torch ops. Not the default: weights and activations are
-rounded to 3 mantissa bits, so outputs move from the float model's (≈ 2-3 % of a linear's output).
+NVIDIA sm_89+; fast accumulation: the fp8 tensor cores' partial sums are not promoted to fp32 along
+K), a bf16 output cast to the model's dtype, then the bias. Half the weight bytes of a 16-bit linear
+and twice the tensor-core rate on Hopper. The LM head stays on the unquantized method
+(``quantizes_lm_head``), as in vLLM. ``reference`` is the same math in fp32 torch ops. Not the
+default: weights and activations are rounded to 3 mantissa bits, so outputs move from the float
+model's (by a few per cent of a linear's output). Verified bit for bit (the row quantization) on
+Hopper only: on sm_89 Triton's fp32 -> e4m3 cast may round differently near midpoints.
 """
 
 from __future__ import annotations
@@ -32,19 +36,18 @@ class Fp8Weight:
     scale: torch.Tensor  # float32 [1, N] (the GEMM's column scales)
 
 
-def quantize_weight(weight: torch.Tensor) -> Fp8Weight:
-    """Symmetric per-output-channel e4m3: ``scale = max(absmax, EPS) / 448``, values saturated."""
-    w = weight.detach().float()
-    scale = w.abs().amax(dim=1).clamp_min(EPS) / FP8_MAX
-    q = (w / scale[:, None]).clamp_(-FP8_MAX, FP8_MAX).to(FP8)
-    return Fp8Weight(q.contiguous(), scale.reshape(1, -1).contiguous())
-
-
 def quantize_rows_reference(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The kernel's activation quantization in torch: ``(q e4m3 [M, K], scale float32 [M, 1])``."""
+    """Symmetric per-row e4m3 in torch (the kernel's activation quantization, and the weights'):
+    ``scale = max(absmax, EPS) / 448``, values saturated: ``(q e4m3 [M, K], scale float32 [M, 1])``."""
     xf = x.reshape(-1, x.shape[-1]).float()
     scale = xf.abs().amax(dim=1, keepdim=True).clamp_min(EPS) / FP8_MAX
     return (xf / scale).clamp_(-FP8_MAX, FP8_MAX).to(FP8), scale
+
+
+def quantize_weight(weight: torch.Tensor) -> Fp8Weight:
+    """Symmetric per-output-channel e4m3 (each row of ``[N, K]`` as ``quantize_rows_reference`` does it)."""
+    q, scale = quantize_rows_reference(weight.detach())
+    return Fp8Weight(q.contiguous(), scale.reshape(1, -1).contiguous())
 
 
 @triton.jit
@@ -69,6 +72,9 @@ def _quantize_rows_kernel(x_ptr, q_ptr, s_ptr, K, stride_xm, LIMIT: tl.constexpr
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Dynamic per-row e4m3 quantization of ``x [M, K]`` (inner dim contiguous): what
     ``quantize_rows_reference`` computes, bit for bit."""
+    if x.dim() != 2 or x.stride(-1) != 1:
+        raise ValueError(f"quantize_rows takes [M, K] rows with a contiguous inner dim, got shape {tuple(x.shape)} "
+                         f"and strides {x.stride()}")
     m, k = x.shape
     q = torch.empty(m, k, dtype=FP8, device=x.device)
     s = torch.empty(m, 1, dtype=torch.float32, device=x.device)
@@ -80,9 +86,10 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Fp8Linear(LinearMethod):
-    """Per-channel e4m3 weights, per-token e4m3 activations (dynamic), fp32 accumulation."""
+    """Per-channel e4m3 weights, per-token e4m3 activations (dynamic); the LM head stays unquantized."""
 
     name = "fp8"
+    quantizes_lm_head = False
 
     def prepare(self, weight: torch.Tensor) -> Fp8Weight:
         return quantize_weight(weight)
@@ -94,7 +101,7 @@ class Fp8Linear(LinearMethod):
         out = (qx.float() @ weight.qweight.float().T) * sx * weight.scale
         if bias is not None:
             out = out + bias.float()
-        return out.to(x.dtype).reshape(*x.shape[:-1], -1)
+        return out.to(x.dtype).reshape(*x.shape[:-1], weight.qweight.shape[0])
 
     def apply(self, x: torch.Tensor, weight: Fp8Weight, bias: torch.Tensor | None = None) -> torch.Tensor:
         if isinstance(weight, torch.Tensor):  # a layer that was never prepared: its float weight
@@ -108,9 +115,9 @@ class Fp8Linear(LinearMethod):
         if x2.shape[0] == 0:
             return x.new_empty(*x.shape[:-1], n)
         qx, sx = quantize_rows(x2)
-        # rowwise scales need a bf16 output; a float16 / float32 model casts it back
+        # rowwise scales need a bf16 output; a float16 / float32 model casts it back, then adds its bias
         out = torch._scaled_mm(qx, weight.qweight.T, scale_a=sx, scale_b=weight.scale, out_dtype=torch.bfloat16,
-                               use_fast_accum=True)
+                               use_fast_accum=True).to(x.dtype)
         if bias is not None:
-            out = out + bias.to(out.dtype)
-        return out.to(x.dtype).reshape(*x.shape[:-1], n)
+            out = out + bias.to(x.dtype)
+        return out.reshape(*x.shape[:-1], n)

@@ -92,3 +92,32 @@ def test_a_plugin_registered_format_is_selectable(tmp_path, monkeypatch):
     path = save_tiny_model("llama", tmp_path)
     llm = _llm(path, quantization="doubled")
     assert {name for name, _ in _linear_methods(llm)} == {"doubled"}
+
+
+@pytest.mark.parametrize("quantizes_lm_head", [True, False])
+def test_a_method_may_leave_the_lm_head_on_the_unquantized_method(tmp_path, monkeypatch, quantizes_lm_head):
+    """``LinearMethod.quantizes_lm_head = False`` (fp8 on cuda, as vLLM) keeps the LM head on the platform's
+    unquantized method while every other linear takes the chosen one."""
+    import torch.nn.functional as F
+
+    from plinth.platform.linear_method import LinearMethod
+    from plinth_cpu.platform import CpuPlatform
+
+    class Marked(LinearMethod):
+        name = "marked"
+
+        def prepare(self, weight):
+            return weight
+
+        def apply(self, x, prepared, bias=None):
+            return F.linear(x, prepared, bias)
+
+    Marked.quantizes_lm_head = quantizes_lm_head
+    offered = CpuPlatform.quantization_methods
+    monkeypatch.setattr(CpuPlatform, "quantization_methods", lambda self: {**offered(self), "marked": Marked()})
+    path = save_tiny_model("llama", tmp_path)
+    llm = _llm(path, quantization="marked")
+    assert {name for name, _ in _linear_methods(llm)} == {"marked"}
+    head = llm.llm_engine.runner.model.lm_head.linear_method
+    unquantized = type(CpuPlatform().quantization_methods()["unquantized"])
+    assert isinstance(head, Marked) if quantizes_lm_head else type(head) is unquantized

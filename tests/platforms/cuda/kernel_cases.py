@@ -242,3 +242,5 @@ def check_fp8_linear(dtype, device, seed=0, on_grid=False,
         what = f"Fp8Linear {m}x{n}x{k}"
         torch.testing.assert_close(got[0].double().cpu(), expected.cpu(), atol=2e-2 * scale, rtol=2e-2,
                                    msg=lambda msg, what=what: f"{what}: {msg}")
+        empty = method.apply(x[:0], prepared, b)  # no rows (either path)
+        assert empty.shape == (0, n) and empty.dtype == dtype

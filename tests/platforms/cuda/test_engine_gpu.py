@@ -118,17 +118,18 @@ def test_fp8_kv_cache_greedy_equals_transformers_on_fp8_values(arch, dense_prefi
 def _fp8_linear_forward(linear, x):
     """What plinth's ``fp8`` linear computes, from torch's ops: e4m3 activations per token (torch's own
     rounding) and weights per output channel, multiplied by the same ``torch._scaled_mm`` (bf16 output,
-    fast accumulation), the bias added in bf16. The GEMM's numerics are checked against float64 in
+    fast accumulation) cast to the model's dtype, then the bias. The GEMM's numerics are checked against float64 in
     ``test_fp8_linear``; this oracle checks what the engine does with it (merged projections, per-token
     rows, biases, which layers are quantized)."""
     from plinth_triton.fp8_linear import quantize_rows_reference, quantize_weight
 
     qx, sx = quantize_rows_reference(x)
     w = quantize_weight(linear.weight)
-    y = torch._scaled_mm(qx, w.qweight.T, scale_a=sx, scale_b=w.scale, out_dtype=torch.bfloat16, use_fast_accum=True)
+    y = torch._scaled_mm(qx, w.qweight.T, scale_a=sx, scale_b=w.scale, out_dtype=torch.bfloat16,
+                         use_fast_accum=True).to(x.dtype)
     if linear.bias is not None:
-        y = y + linear.bias.to(torch.bfloat16)
-    return y.float().reshape(*x.shape[:-1], -1).to(x.dtype)
+        y = y + linear.bias
+    return y.reshape(*x.shape[:-1], -1)
 
 
 def _teacher_forced_logprobs(model, prompt, tokens) -> torch.Tensor:
@@ -155,8 +156,10 @@ def test_fp8_linears_follow_transformers_on_fp8_operands(arch, tmp_path):
     prompts = _prompts(6, seed=17)
     llm = LLM(str(path), device="cuda", dtype="float32", skip_tokenizer_init=True, max_model_len=256,
               kv_cache_memory_bytes=1 << 30, quantization="fp8")
-    qkv = llm.llm_engine.runner.model.model.layers[0].self_attn.qkv_proj
+    model = llm.llm_engine.runner.model
+    qkv = model.model.layers[0].self_attn.qkv_proj
     assert isinstance(qkv.prepared, Fp8Weight) and qkv.prepared.qweight.dtype == torch.float8_e4m3fn
+    assert not isinstance(model.lm_head.prepared, Fp8Weight)  # the LM head stays 16-bit, as in vLLM
     outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=STEPS, ignore_eos=True, logprobs=0))
     float_hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval().cuda()
     fp8_hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval().cuda()

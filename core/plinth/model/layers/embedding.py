@@ -55,7 +55,7 @@ class ParallelLMHead(VocabParallelEmbedding):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, ctx: BuildContext) -> None:
         super().__init__(num_embeddings, embedding_dim, ctx)
-        self.linear_method = ctx.linear_method()
+        self.linear_method = ctx.lm_head_method()
         self.prepared = None  # the linear method's form of the weight, after loading
 
     def process_weights_after_loading(self) -> None:
