@@ -85,5 +85,6 @@ def test_bench_passes_the_quantization(monkeypatch):
         result = CliRunner().invoke(app, ["bench", command, "--quantization", "fp8"])
         assert result.exit_code == 0, result.output
         assert seen["options"].engine_options["quantization"] == "fp8"
-        CliRunner().invoke(app, ["bench", command])
+        result = CliRunner().invoke(app, ["bench", command])
+        assert result.exit_code == 0, result.output
         assert "quantization" not in seen["options"].engine_options
