@@ -26,7 +26,7 @@ DESCRIPTOR = PlatformDescriptor(
     name="cuda",
     platform_class="plinth_cuda.platform:CudaPlatform",
     probe=probe,
-    api=((1, 2), (2, 0)),  # Feature.PROFILE_RUN, Op.QK_NORM_ROTARY (1.2)
+    api=((1, 4), (2, 0)),  # Feature.PROFILE_RUN, Op.QK_NORM_ROTARY (1.2); LinearMethod.quantizes_lm_head (1.4): fp8
     priority=100,
     description="NVIDIA GPUs: Triton paged attention and fused kernels, CUDA graphs, NCCL",
 )
