@@ -17,7 +17,8 @@ import json
 
 import torch
 import triton
-from plinth_triton.attention_kernel import _merge_splits_kernel, _paged_attention_kernel, plan_blocks
+from plinth_triton.attention_kernel import _merge_splits_kernel, _paged_attention_kernel
+from plinth_triton.attention_plan import plan_blocks
 
 
 def make_batch(num_reqs, ctx_lo, ctx_hi, heads, kv_heads, head, block_size=16, seed=0, heads_major=False):

@@ -98,7 +98,7 @@ def small_split_sweep() -> dict:
     """KV splits 1-8 at batches 2-96 (contexts U[600, 2000], Qwen3-0.6B and Llama-8B heads), each split count
     with the plan ``decode_launch`` gives it, against the backend's split rule; timed from CUDA graphs."""
     from plinth_triton.attention_backend import TritonAttentionBackend
-    from plinth_triton.attention_kernel import decode_launch
+    from plinth_triton.attention_plan import decode_launch
 
     results = {}
     for heads, num_reqs in itertools.product((16, 32), (2, 4, 8, 12, 16, 20, 24, 32, 48, 64, 96)):

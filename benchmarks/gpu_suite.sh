@@ -284,7 +284,7 @@ fi
 if [[ $STAGE == round9c ]]; then
     timeout 120 python3 benchmarks/bench_gemm_prefill.py --json "$OUT/gemm_prefill.json" 2>&1 | grep "all four" \
         | tee "$OUT/gemm_prefill.txt"
-    timeout 200 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_decode_launch.py \
+    timeout 200 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_attention_plan.py \
         tests/platforms/cuda/test_engine_gpu.py -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
         -k "decode or mixed or no_triton_compile or qwen3_06b or graph" 2>&1 | tail -3 | tee "$OUT/tests.txt"
     for run in a b; do
@@ -293,7 +293,7 @@ if [[ $STAGE == round9c ]]; then
     done
 fi
 if [[ $STAGE == round9d ]]; then
-    timeout 240 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py tests/platforms/cuda/test_decode_launch.py \
+    timeout 240 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py tests/platforms/cuda/test_attention_plan.py \
         tests/platforms/cuda/test_sampling_gpu.py tests/platforms/cuda/test_kernels_gpu.py -q -n 8 -p no:cacheprovider \
         --plinth-platform=cuda -k "engine or greedy or graph or compile or chunked or decode or wide or split or sampl" \
         2>&1 | tail -3 | tee "$OUT/tests.txt"

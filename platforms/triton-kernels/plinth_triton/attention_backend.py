@@ -16,7 +16,8 @@ from plinth.platform import (
     GraphSupport,
     Support,
 )
-from plinth_triton.attention_kernel import decode_rows_first, decode_splits, paged_attention
+from plinth_triton.attention_kernel import paged_attention
+from plinth_triton.attention_plan import decode_rows_first, decode_splits
 from plinth_triton.kv_write import write_kv
 
 _DTYPES = ("bfloat16", "float16", "float32")

@@ -34,7 +34,8 @@ def check_attention(shapes, *, group, head_size, block_size, dtype, device, seed
     (fp8): the expected values attend over the keys and values as the cache stores them. ``on_grid``: keys
     and values already on the fp8 grid, so the write's cast is exact (the Triton interpreter's fp8 cast
     does not carry a rounded-up mantissa into the exponent: -125.7 becomes -64; the GPU's cast is right)."""
-    from plinth_triton.attention_kernel import decode_rows_first, paged_attention
+    from plinth_triton.attention_kernel import paged_attention
+    from plinth_triton.attention_plan import decode_rows_first
     from plinth_triton.kv_write import write_kv
 
     gen = torch.Generator().manual_seed(seed)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reas
 def _import_with(value: str) -> subprocess.CompletedProcess:
     paths = [str(ROOT / "core"), str(ROOT / "platforms" / "triton-kernels"), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), "PLINTH_TRITON_DECODE_LAUNCH": value}
-    code = "from plinth_triton.attention_kernel import decode_launch; import torch; " \
+    code = "from plinth_triton.attention_plan import decode_launch; import torch; " \
            "print(decode_launch(4, 128, torch.bfloat16))"
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
 
@@ -34,10 +34,10 @@ def test_override_replaces_the_plan_and_bad_values_are_refused():
 
 def test_plan_by_grouping_and_batch(monkeypatch):
     import torch
-    from plinth_triton import attention_kernel
+    from plinth_triton import attention_plan
 
-    monkeypatch.setattr(attention_kernel, "_DECODE_OVERRIDE", None)
-    plan = attention_kernel.decode_launch
+    monkeypatch.setattr(attention_plan, "_DECODE_OVERRIDE", None)
+    plan = attention_plan.decode_launch
     assert plan(4, 128, torch.bfloat16, 200) == (128, 4, 4)  # Llama-8B: 4 query heads per KV head
     assert plan(2, 128, torch.bfloat16, 256) == (64, 4, 2)  # Qwen3-0.6B at wide batches
     assert plan(2, 128, torch.bfloat16, 64) == (128, 4, 3)  # ... and in a run's tail, unsplit
@@ -45,11 +45,11 @@ def test_plan_by_grouping_and_batch(monkeypatch):
     assert plan(2, 128, torch.bfloat16, 16, num_splits=2) == (64, 4, 2)  # split: the old plan
     assert plan(2, 128, torch.bfloat16) == (64, 4, 2)  # batch unknown
     assert plan(2, 256, torch.bfloat16, 8) == plan(4, 128, torch.float32, 8) == (32, 4, 2)
-    assert attention_kernel.plan_blocks(2, 128, 1, torch.bfloat16, 40) == (16, 8, 128)
+    assert attention_plan.plan_blocks(2, 128, 1, torch.bfloat16, 40) == (16, 8, 128)
 
 
 def test_split_rule_by_batch_and_grouping():
-    from plinth_triton.attention_kernel import decode_splits
+    from plinth_triton.attention_plan import decode_splits
 
     qwen = [decode_splits(b, 8, 2, 132) for b in (1, 4, 8, 12, 16, 20, 24, 32, 256)]
     llama = [decode_splits(b, 8, 4, 132) for b in (1, 4, 8, 12, 16, 20, 24, 32, 256)]
