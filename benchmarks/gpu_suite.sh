@@ -56,7 +56,7 @@ stamp() { echo "[$(date +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$OUT/stages.txt";
 kernel_checks() {  # one bf16 case of every kernel (GQA 4, head 128) and the sampler; the whole matrix: verify1/verify2
     timeout "$(left 150)" python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_sampling_gpu.py \
         -q -n 8 -p no:cacheprovider --plinth-platform=cuda \
-        -k "(bfloat16 and bs16-g4 and not fp8) or (dtype0 and (split or wide or window or elementwise or gemv or write_kv)) \
+        -k "(bfloat16 and bs16-g4 and not fp8) or (dtype0 and (split or wide or window or elementwise or gemv or write_kv or fp8_linear)) \
             or sampling_gpu or (fp8 and bs16-g4-d128-bfloat16) or fp8_kv_decode" 2>&1 | tail -3 | tee "$OUT/kernels.txt"
 }
 # `all` must end inside one 600-second device call (and leave time for the table and the archive): every stage's
