@@ -10,11 +10,14 @@ and twice the tensor-core rate on Hopper. The LM head stays on the unquantized m
 (``quantizes_lm_head``), as in vLLM. ``reference`` is the same math in fp32 torch ops. Not the
 default: weights and activations are rounded to 3 mantissa bits, so outputs move from the float
 model's (by a few per cent of a linear's output). Verified bit for bit (the row quantization) on
-Hopper only: on sm_89 Triton's fp32 -> e4m3 cast may round differently near midpoints.
+Hopper only: on sm_89 Triton's fp32 -> e4m3 cast may round differently near midpoints. A single
+input row can instead go through the Triton GEMV on the e4m3 operands (``single_row_gemv``,
+``PLINTH_TRITON_FP8_GEMV=1``): checked in the Triton interpreter, opt-in until timed on a GPU.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +26,7 @@ import triton
 import triton.language as tl
 
 from plinth.platform.linear_method import LinearMethod
+from plinth_triton.gemv import gemv, plan_gemv
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = float(torch.finfo(FP8).max)  # 448
@@ -91,6 +95,12 @@ class Fp8Linear(LinearMethod):
     name = "fp8"
     quantizes_lm_head = False
 
+    def __init__(self, single_row_gemv: bool | None = None) -> None:
+        # one input row (batch-1 decode) through the Triton GEMV on the e4m3 operands instead of
+        # ``_scaled_mm``; opt-in (``PLINTH_TRITON_FP8_GEMV=1``) until it is measured on a GPU
+        env = os.environ.get("PLINTH_TRITON_FP8_GEMV", "0") == "1"
+        self.single_row_gemv = env if single_row_gemv is None else single_row_gemv
+
     def prepare(self, weight: torch.Tensor) -> Fp8Weight:
         return quantize_weight(weight)
 
@@ -115,6 +125,10 @@ class Fp8Linear(LinearMethod):
         if x2.shape[0] == 0:
             return x.new_empty(*x.shape[:-1], n)
         qx, sx = quantize_rows(x2)
+        if self.single_row_gemv and x2.shape[0] == 1:
+            out = gemv(qx, weight.qweight, plan=plan_gemv(n, k), scales=(sx.reshape(1), weight.scale.reshape(-1)),
+                       out_dtype=torch.bfloat16).to(x.dtype)
+            return (out if bias is None else out + bias.to(x.dtype)).reshape(*x.shape[:-1], n)
         # rowwise scales need a bf16 output; a float16 / float32 model casts it back, then adds its bias
         out = torch._scaled_mm(qx, weight.qweight.T, scale_a=sx, scale_b=weight.scale, out_dtype=torch.bfloat16,
                                use_fast_accum=True).to(x.dtype)

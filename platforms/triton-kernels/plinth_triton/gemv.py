@@ -18,8 +18,9 @@ from plinth.platform.linear_method import UNQUANTIZED, LinearMethod
 
 
 @triton.jit
-def _gemv_kernel(x_ptr, w_ptr, b_ptr, y_ptr, N, K, stride_wn,
-                 HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr):
+def _gemv_kernel(x_ptr, w_ptr, b_ptr, y_ptr, sx_ptr, sw_ptr, N, K, stride_wn,
+                 HAS_BIAS: tl.constexpr, SCALED: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                 EVEN_K: tl.constexpr):
     pid = tl.program_id(0)
     offs_n = pid * BLOCK_N + tl.arange(0, BLOCK_N)
     n_ok = offs_n < N
@@ -36,6 +37,8 @@ def _gemv_kernel(x_ptr, w_ptr, b_ptr, y_ptr, N, K, stride_wn,
             x = tl.load(x_ptr + k, mask=k < K, other=0.0)
         acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
     y = tl.sum(acc, 1)
+    if SCALED:  # quantized operands: the input's scale and each output row's
+        y = y * tl.load(sx_ptr) * tl.load(sw_ptr + offs_n, mask=n_ok, other=0.0)
     if HAS_BIAS:
         y += tl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(tl.float32)
     tl.store(y_ptr + offs_n, y.to(y_ptr.dtype.element_ty), mask=n_ok)
@@ -52,8 +55,11 @@ def plan_gemv(n: int, k: int, num_sms: int = 132) -> tuple[int, int, int]:
 
 
 def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-         plan: tuple[int, int, int] | None = None) -> torch.Tensor:
-    """``x [..., K]`` with one row in all, ``weight [N, K]`` (inner dim contiguous) -> ``[..., N]``."""
+         plan: tuple[int, int, int] | None = None, *, scales: tuple[torch.Tensor, torch.Tensor] | None = None,
+         out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``x [..., K]`` with one row in all, ``weight [N, K]`` (inner dim contiguous) -> ``[..., N]`` in
+    ``out_dtype`` (default ``x``'s). ``scales = (x_scale [1], w_scale [N])`` (fp32) multiply the fp32
+    dot products: quantized operands (``fp8_linear``) read in their own dtype."""
     n, k = weight.shape
     if x.numel() != k or weight.stride(1) != 1:
         raise ValueError(f"gemv takes one row of {k} features and a weight with contiguous rows, "
@@ -61,11 +67,13 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
     xr = x.reshape(k)
     if xr.stride(0) != 1:
         xr = xr.contiguous()
-    y = torch.empty(*x.shape[:-1], n, dtype=x.dtype, device=x.device)
+    y = torch.empty(*x.shape[:-1], n, dtype=out_dtype or x.dtype, device=x.device)
     block_n, block_k, warps = plan or plan_gemv(n, k)
+    sx, sw = scales if scales is not None else (y, y)
     _gemv_kernel[(triton.cdiv(n, block_n),)](
-        xr, weight, bias if bias is not None else weight, y, n, k, weight.stride(0),
-        HAS_BIAS=bias is not None, BLOCK_N=block_n, BLOCK_K=block_k, EVEN_K=k % block_k == 0, num_warps=warps,
+        xr, weight, bias if bias is not None else weight, y, sx, sw, n, k, weight.stride(0),
+        HAS_BIAS=bias is not None, SCALED=scales is not None, BLOCK_N=block_n, BLOCK_K=block_k,
+        EVEN_K=k % block_k == 0, num_warps=warps,
     )
     return y
 

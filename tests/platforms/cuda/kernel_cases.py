@@ -220,7 +220,7 @@ def check_fp8_linear(dtype, device, seed=0, on_grid=False,
     from plinth_triton.fp8_linear import Fp8Linear, quantize_rows, quantize_rows_reference
 
     gen = torch.Generator().manual_seed(seed)
-    method = Fp8Linear()
+    method, gemv_method = Fp8Linear(single_row_gemv=False), Fp8Linear(single_row_gemv=True)
     for m, n, k in shapes:
         x = _fp8_grid_rows(m, k, gen, dtype) if on_grid else (torch.randn(m, k, generator=gen) * 3).to(dtype)
         x[-1] = 0  # an all-zero row: scale EPS / 448, zeros
@@ -243,5 +243,8 @@ def check_fp8_linear(dtype, device, seed=0, on_grid=False,
         what = f"Fp8Linear {m}x{n}x{k}"
         torch.testing.assert_close(got[0].double().cpu(), expected.cpu(), atol=2e-2 * scale, rtol=2e-2,
                                    msg=lambda msg, what=what: f"{what}: {msg}")
+        row = gemv_method.apply(x[-2:-1] if m > 1 else x, prepared, b)  # one row: the GEMV on e4m3 operands
+        torch.testing.assert_close(row.double().cpu(), expected[-2:-1] if m > 1 else expected,
+                                   atol=2e-2 * scale, rtol=2e-2, msg=lambda msg, what=what: f"{what} GEMV: {msg}")
         empty = method.apply(x[:0], prepared, b)  # no rows (either path)
         assert empty.shape == (0, n) and empty.dtype == dtype
