@@ -61,30 +61,30 @@ def test_bench_passes_block_size_and_admission_to_the_engine(monkeypatch):
     assert seen["options"].engine_options == {"admission": "forecast"}  # the platform's block size
 
 
+def _bench_options(monkeypatch, *args: str):
+    """The ``BenchOptions`` ``plinth bench throughput|latency ARGS`` hand to the runner, per command."""
+    import plinth.bench.runner as runner
+
+    seen = {}
+    monkeypatch.setattr(runner, "run_throughput", lambda name, options: seen.update(options=options) or {})
+    monkeypatch.setattr(runner, "run_latency", lambda name, options, iterations: seen.update(options=options) or {})
+    options = {}
+    for command in ("throughput", "latency"):
+        result = CliRunner().invoke(app, ["bench", command, *args])
+        assert result.exit_code == 0, result.output
+        options[command] = seen.pop("options")
+    return options
+
+
 def test_serve_and_bench_pass_the_kv_cache_dtype(served, monkeypatch):
     assert served("--kv-cache-dtype", "fp8").engine_args().kv_cache_dtype == "fp8"
     assert ServerArgs().engine_args().kv_cache_dtype == "auto"
-    import plinth.bench.runner as runner
-
-    seen = {}
-    monkeypatch.setattr(runner, "run_throughput", lambda name, options: seen.update(options=options) or {})
-    monkeypatch.setattr(runner, "run_latency", lambda name, options, iterations: seen.update(options=options) or {})
-    for command in ("throughput", "latency"):
-        result = CliRunner().invoke(app, ["bench", command, "--kv-cache-dtype", "fp8_e5m2"])
-        assert result.exit_code == 0, result.output
-        assert seen["options"].engine_options["kv_cache_dtype"] == "fp8_e5m2"
+    for options in _bench_options(monkeypatch, "--kv-cache-dtype", "fp8_e5m2").values():
+        assert options.engine_options["kv_cache_dtype"] == "fp8_e5m2"
 
 
 def test_bench_passes_the_quantization(monkeypatch):
-    import plinth.bench.runner as runner
-
-    seen = {}
-    monkeypatch.setattr(runner, "run_throughput", lambda name, options: seen.update(options=options) or {})
-    monkeypatch.setattr(runner, "run_latency", lambda name, options, iterations: seen.update(options=options) or {})
-    for command in ("throughput", "latency"):
-        result = CliRunner().invoke(app, ["bench", command, "--quantization", "fp8"])
-        assert result.exit_code == 0, result.output
-        assert seen["options"].engine_options["quantization"] == "fp8"
-        result = CliRunner().invoke(app, ["bench", command])
-        assert result.exit_code == 0, result.output
-        assert "quantization" not in seen["options"].engine_options
+    for options in _bench_options(monkeypatch, "--quantization", "fp8").values():
+        assert options.engine_options["quantization"] == "fp8"
+    for options in _bench_options(monkeypatch).values():
+        assert "quantization" not in options.engine_options
