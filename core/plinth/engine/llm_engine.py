@@ -11,6 +11,7 @@ import torch
 from plinth.engine.engine import Engine
 from plinth.engine.engine_args import EngineArgs
 from plinth.engine.request_group import RequestGroup
+from plinth.model.loader.fp8_checkpoint import fp8_checkpoint
 from plinth.model.model_config import ModelConfig
 from plinth.model.tokenizer import load_tokenizer
 from plinth.outputs import RequestOutput
@@ -53,10 +54,15 @@ class LLMEngine:
         self._seq_owner: dict[str, tuple[RequestGroup, int]] = {}
 
     def _quantization(self, name: str | None) -> str | None:
-        """``name`` if the platform offers it; "unquantized" means the default (float weights)."""
+        """``name`` if the platform offers it; "unquantized" means the default (float weights). Unset, an fp8
+        checkpoint takes ``"fp8"`` where the platform offers it, as vLLM runs such checkpoints."""
+        offered = linear_methods(self.platform.quantization_methods(), plugin_manager())
+        if name is None and fp8_checkpoint(self.model_config.hf_config):
+            name = "fp8" if "fp8" in offered else None
+            logger.info("fp8 checkpoint: %s", "fp8 linears" if name else
+                        f"dequantized to {self.model_config.dtype} (the '{self.platform.name}' platform offers no fp8)")
         if name is None or name == UNQUANTIZED:
             return None
-        offered = linear_methods(self.platform.quantization_methods(), plugin_manager())
         if name not in offered:
             raise ValueError(f"quantization {name!r} is not offered by the '{self.platform.name}' platform "
                              f"(offered: {', '.join(sorted(offered)) or 'none'}); leave quantization unset for "

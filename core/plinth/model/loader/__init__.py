@@ -70,9 +70,13 @@ def _weights(model_config: ModelConfig, ctx: BuildContext, progress: bool):
     if model_config.model_path is None:
         raise ValueError("this model config has no weights on disk; use load_format='dummy'")
     if model_config.load_format == "safetensors":
+        from plinth.model.loader.fp8_checkpoint import block_size, dequantize_weights, fp8_checkpoint
         from plinth.model.loader.safetensors_loader import iterate_safetensors
 
-        return iterate_safetensors(model_config.model_path, ctx.dtype, progress)
+        hf_config = model_config.hf_config
+        fp8 = fp8_checkpoint(hf_config)
+        weights = iterate_safetensors(model_config.model_path, ctx.dtype, progress, keep_fp8=fp8)
+        return dequantize_weights(weights, ctx.dtype, block_size(hf_config)) if fp8 else weights
     if model_config.load_format == "gguf":
         from plinth.model.loader.gguf_loader import iterate_gguf
 

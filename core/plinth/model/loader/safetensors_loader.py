@@ -37,10 +37,11 @@ def safetensors_files(folder: str | Path) -> list[Path]:
 
 
 def iterate_safetensors(
-    folder: str | Path, dtype: torch.dtype | None = None, progress: bool = True
+    folder: str | Path, dtype: torch.dtype | None = None, progress: bool = True, keep_fp8: bool = False
 ) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield ``(name, tensor)`` for every tensor of the folder's weights, floats cast to ``dtype``;
-    tensors the file's metadata marks as GGML blocks as ``GGMLTensor``."""
+    """Yield ``(name, tensor)`` for every tensor of the folder's weights, floats cast to ``dtype`` (8-bit
+    floats kept as stored with ``keep_fp8``, for ``fp8_checkpoint.dequantize_weights``); tensors the file's
+    metadata marks as GGML blocks as ``GGMLTensor``."""
     from safetensors import safe_open
 
     files = safetensors_files(folder)
@@ -57,7 +58,8 @@ def iterate_safetensors(
                     if name in ggml_types:
                         type_name, in_features = ggml_types[name]
                         tensor = GGMLTensor(type_name, tensor, in_features)
-                    elif dtype is not None and tensor.is_floating_point():
+                    elif dtype is not None and tensor.is_floating_point() and not (
+                            keep_fp8 and tensor.dtype.itemsize == 1):
                         tensor = tensor.to(dtype)
                     yield name, tensor
                     bar.update(1)
