@@ -6,10 +6,10 @@ Three scale layouts, as vLLM reads them: one scale per tensor (``weight_scale``,
 ``weight_block_size`` block (``weight_scale_inv`` ``[ceil(N/bn), ceil(K/bk)]``, the HF / DeepSeek
 fine-grained format). The model receives ``weight * scale`` in its dtype, so every platform runs the
 checkpoint; a platform that offers ``quantization="fp8"`` then re-quantizes it per output channel (the
-engine picks that by default: exact for per-channel checkpoints, a second rounding for per-tensor and
-block scales). Static activation scales (``input_scale``) and KV-cache scales (``k_scale``,
-``v_scale``, ``kv_scale``) are not used: activations are quantized per token at run time and an fp8
-KV cache uses scale 1.0.
+engine picks that by default: a per-channel checkpoint gets its e4m3 values back, with its scales to the
+model dtype's precision; per-tensor and block scales take a second rounding). Static activation scales
+(``input_scale``) and KV-cache scales (``k_scale``, ``v_scale``, ``kv_scale``) are not used: activations
+are quantized per token at run time and an fp8 KV cache uses scale 1.0.
 """
 
 from __future__ import annotations
