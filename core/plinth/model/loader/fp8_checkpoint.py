@@ -22,7 +22,6 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-FP8_METHODS = ("fp8", "compressed-tensors")
 SCALE_SUFFIXES = (".weight_scale_inv", ".weight_scale")  # the block format's name first (a suffix of neither)
 UNUSED_SUFFIXES = (".input_scale", ".k_scale", ".v_scale", ".kv_scale")
 
@@ -51,9 +50,8 @@ def block_size(hf_config: Any) -> tuple[int, int] | None:
 
 def _float8_groups(quant: dict) -> bool:
     """Whether a compressed-tensors config quantizes weights to 8-bit floats."""
-    groups = (quant.get("config_groups") or {}).values()
-    return any((g.get("weights") or {}).get("type") == "float" and (g.get("weights") or {}).get("num_bits") == 8
-               for g in groups)
+    weights = [group.get("weights") or {} for group in (quant.get("config_groups") or {}).values()]
+    return any(w.get("type") == "float" and w.get("num_bits") == 8 for w in weights)
 
 
 def dequantize(weight: torch.Tensor, scale: torch.Tensor, block: tuple[int, int] | None = None) -> torch.Tensor:
