@@ -28,7 +28,7 @@
 #   bash benchmarks/gpu_suite.sh round9c  # prefill GEMM paths; decode/mixed/no-compile tests; T3 tail plan A/B twice
 #   bash benchmarks/gpu_suite.sh round10a # KV-split sweep at batches 2-96 (CUDA graphs), then verify1
 #   bash benchmarks/gpu_suite.sh round10b # KV blocks of 32 tokens vs 16: T2, T1, T3
-#   bash benchmarks/gpu_suite.sh round13  # fp8 tests; L1 with fp8 linears through _scaled_mm vs the fp8 GEMV, and bf16
+#   bash benchmarks/gpu_suite.sh round13  # engine tests, fp8/GEMV kernels, conformance; L1: fp8 _scaled_mm vs fp8 GEMV, bf16
 #   bash benchmarks/gpu_suite.sh round12  # fp8 linear kernel + engine tests; L1, T1 with fp8 linears, T2 with fp8 + fp8 KV
 #   bash benchmarks/gpu_suite.sh round11d # the kernel checks of `all`, then T3 with bf16 and fp8 KV
 #   bash benchmarks/gpu_suite.sh round11c # fp8 KV engine tests (HF oracle); T2 and T1 with fp8 KV
@@ -88,15 +88,18 @@ if [[ $STAGE == all ]]; then
     run_if_time 150 "HF L1, T1, T2" hf_peer L1,T1,T2 "${HF_LLAMA_LIMIT:-20}" hf_llama.log
     stamp "done"
 fi
-if [[ $STAGE == round13 ]]; then  # fp8 GEMV for batch 1 (opt-in until measured): kernel + engine fp8 tests; L1 with and without
-    SUITE_BUDGET=520; SECONDS=0
-    stamp "fp8 tests"
-    timeout 200 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_engine_gpu.py -q \
-        -n 4 -p no:cacheprovider --plinth-platform=cuda -k "fp8_linear or gemv or fp8_linears" --tb=short 2>&1 \
-        | tail -30 >"$OUT/round13_tests.txt"; tail -3 "$OUT/round13_tests.txt"
-    run_if_time 60 "L1 fp8 (_scaled_mm at one row)" bench l1_fp8 latency --workload L1 --quantization fp8
-    PLINTH_TRITON_FP8_GEMV=1 run_if_time 60 "L1 fp8 (GEMV)" bench l1_fp8_gemv latency --workload L1 --quantization fp8
-    run_if_time 60 "L1 bf16" bench l1 latency --workload L1
+if [[ $STAGE == round13 ]]; then  # engine tests (fp8 checkpoint, fp8 linears) + fp8/GEMV kernels, conformance; L1 x3
+    SUITE_BUDGET=545; SECONDS=0
+    stamp "engine tests + fp8/GEMV kernel tests"
+    timeout 290 python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_engine_gpu.py -q \
+        -n 6 -p no:cacheprovider --plinth-platform=cuda -k "fp8_linear or gemv or test_engine_gpu" --tb=short \
+        --durations=6 2>&1 | tail -40 >"$OUT/round13_tests.txt"; tail -12 "$OUT/round13_tests.txt"
+    stamp "conformance"
+    timeout "$(left 90)" python3 -m pytest --pyargs plinth.testing.conformance -q -n 8 -p no:cacheprovider \
+        --plinth-platform=cuda 2>&1 | tail -3 | tee "$OUT/conformance.txt"
+    run_if_time 55 "L1 fp8 (_scaled_mm at one row)" bench l1_fp8 latency --workload L1 --quantization fp8
+    PLINTH_TRITON_FP8_GEMV=1 run_if_time 55 "L1 fp8 (GEMV)" bench l1_fp8_gemv latency --workload L1 --quantization fp8
+    run_if_time 55 "L1 bf16" bench l1 latency --workload L1
     stamp "done"
     grep -h '"decode_tok_s"' "$OUT"/plinth_*.json
 fi

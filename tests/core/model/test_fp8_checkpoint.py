@@ -4,41 +4,20 @@ platform offers them."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import transformers
-from safetensors.torch import load_file, save_file
 
 from plinth.model.loader.fp8_checkpoint import dequantize, dequantize_weights, fp8_checkpoint
-from tests.e2e.conftest import save_tiny_model
+from tests.e2e.fp8_checkpoint import quantize, save_fp8_checkpoint
 from tests.e2e.greedy_oracle import assert_same_greedy, hf_greedy
-
-E4M3 = torch.float8_e4m3fn
-
-
-def _quantize(w: torch.Tensor, layout: str, block: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """``w`` as an fp8 checkpoint stores it: ``(e4m3 weight, scale)`` with scale = absmax / 448 per tensor,
-    row or ``block`` x ``block`` tile (the tile's scale broadcast back over it)."""
-    n, k = w.shape
-    if layout == "tensor":
-        scale = w.abs().amax() / 448
-        return (w / scale).to(E4M3), scale.reshape(1)
-    if layout == "channel":
-        scale = w.abs().amax(dim=1, keepdim=True) / 448
-        return (w / scale).to(E4M3), scale
-    tiles = torch.nn.functional.pad(w.abs(), (0, -k % block, 0, -n % block))
-    scale = tiles.reshape(tiles.shape[0] // block, block, -1, block).amax(dim=(1, 3)) / 448
-    full = scale.repeat_interleave(block, 0)[:n].repeat_interleave(block, 1)[:, :k]
-    return (w / full).to(E4M3), scale
 
 
 @pytest.mark.parametrize("layout", ["tensor", "channel", "block"])
 def test_dequantize_is_weight_times_its_scale(layout):
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(70, 100, generator=gen)  # not a multiple of the 32-wide blocks
-    q, scale = _quantize(w, layout)
+    q, scale = quantize(w, layout)
     got = dequantize(q, scale, (32, 32) if layout == "block" else None)
     if layout == "block":
         expected = torch.empty_like(w)
@@ -58,7 +37,7 @@ def test_dequantize_is_weight_times_its_scale(layout):
 
 def test_dequantize_weights_pairs_in_any_order_and_drops_unused_scales():
     w = torch.randn(32, 16)
-    q, s = _quantize(w, "tensor")
+    q, s = quantize(w, "tensor")
     stream = [("a.weight_scale", s), ("b.weight", torch.ones(2)), ("a.weight", q), ("a.input_scale", torch.ones(1)),
               ("c.weight", q), ("c.weight_scale", s), ("attn.k_scale", torch.ones(1))]
     out = dict(dequantize_weights(stream, torch.float32))
@@ -83,39 +62,12 @@ def test_fp8_checkpoint_configs():
     assert not fp8_checkpoint(cfg)
 
 
-def _fp8_checkpoint(tmp_path, layout: str):
-    """A tiny Llama with its decoder linears stored as an fp8 checkpoint (``layout`` scales), and the same
-    model with the dequantized weights in float32 for transformers."""
-    source = save_tiny_model("llama", tmp_path / "float")
-    tensors = load_file(source / "model.safetensors")
-    fp8, dequantized = {}, {}
-    for name, t in tensors.items():
-        if name.endswith("_proj.weight"):
-            q, scale = _quantize(t.float(), layout)
-            fp8[name] = q
-            fp8[name + ("_scale_inv" if layout == "block" else "_scale")] = scale
-            fp8[name.removesuffix(".weight") + ".input_scale"] = torch.ones(1)
-            dequantized[name] = dequantize(q, scale, (32, 32) if layout == "block" else None)
-        else:
-            fp8[name] = dequantized[name] = t
-    config = json.loads((source / "config.json").read_text())
-    quant = {"quant_method": "fp8", "activation_scheme": "dynamic"}
-    if layout == "block":
-        quant["weight_block_size"] = [32, 32]
-    fp8_dir, ref_dir = tmp_path / "fp8", tmp_path / "ref"
-    for folder, weights, cfg in ((fp8_dir, fp8, {**config, "quantization_config": quant}), (ref_dir, dequantized, config)):
-        folder.mkdir()
-        save_file(weights, folder / "model.safetensors")
-        (folder / "config.json").write_text(json.dumps(cfg))
-    return fp8_dir, ref_dir
-
-
 @pytest.mark.parametrize("layout", ["tensor", "channel", "block"])
 def test_fp8_checkpoint_greedy_equals_transformers_on_its_dequantized_weights(tmp_path, layout):
     pytest.importorskip("plinth_cpu", reason="runs on the cpu platform")
     from plinth import LLM, SamplingParams
 
-    fp8_dir, ref_dir = _fp8_checkpoint(tmp_path, layout)
+    fp8_dir, ref_dir = save_fp8_checkpoint(tmp_path, layout)
     llm = LLM(str(fp8_dir), device="cpu", dtype="float32", skip_tokenizer_init=True, max_num_seqs=4)
     assert llm.llm_engine.config.quantization is None  # the cpu platform offers no fp8: dequantized floats
     prompts = [[5, 17, 42, 9], [101, 33, 7, 250, 3, 3, 12]]
@@ -138,7 +90,7 @@ def test_fp8_checkpoint_takes_fp8_linears_where_offered(tmp_path, monkeypatch):
 
     offered = CpuPlatform.quantization_methods
     monkeypatch.setattr(CpuPlatform, "quantization_methods", lambda self: {**offered(self), "fp8": Fp8()})
-    fp8_dir, _ = _fp8_checkpoint(tmp_path, "channel")
+    fp8_dir, _ = save_fp8_checkpoint(tmp_path, "channel")
     kw = dict(device="cpu", dtype="float32", skip_tokenizer_init=True, max_num_seqs=4)
     assert LLM(str(fp8_dir), **kw).llm_engine.config.quantization == "fp8"
     assert LLM(str(fp8_dir), quantization="unquantized", **kw).llm_engine.config.quantization is None

@@ -139,30 +139,15 @@ def _teacher_forced_logprobs(model, prompt, tokens) -> torch.Tensor:
     return torch.log_softmax(logits, -1)[torch.arange(len(tokens)), torch.tensor(tokens)].cpu()
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2"])
-def test_fp8_linears_follow_transformers_on_fp8_operands(arch, tmp_path):
-    """``quantization="fp8"``: the log-probabilities of our greedy tokens follow transformers' with its
-    linears (not the LM head) computing through the same fp8 operands and GEMM, far closer than the float
-    model's do. Not token equality: a last-bit difference (accumulation order, attention, norms) that moves
-    a value across an fp8 rounding boundary is amplified by the next layer's quantization; free-running, the
-    two diverged after 9 and 15 equal tokens at top-2 gaps of 0.07 (of a logit spread of about 7)."""
-    if torch.cuda.get_device_capability() < (8, 9):
-        pytest.skip("fp8 GEMMs need sm_89+")
-    from plinth_triton.fp8_linear import Fp8Weight
+def _assert_follows_fp8_oracle(llm, float_path, prompts) -> None:
+    """The log-probabilities of ``llm``'s greedy tokens follow transformers' (the float model at
+    ``float_path`` with its linears, not the LM head, through the same fp8 operands and GEMM, teacher-forced)
+    at less than half the distance of the float model's."""
+    from plinth import SamplingParams
 
-    from plinth import LLM, SamplingParams
-
-    path = save_tiny_model(arch, tmp_path)
-    prompts = _prompts(6, seed=17)
-    llm = LLM(str(path), device="cuda", dtype="float32", skip_tokenizer_init=True, max_model_len=256,
-              kv_cache_memory_bytes=1 << 30, quantization="fp8")
-    model = llm.llm_engine.runner.model
-    qkv = model.model.layers[0].self_attn.qkv_proj
-    assert isinstance(qkv.prepared, Fp8Weight) and qkv.prepared.qweight.dtype == torch.float8_e4m3fn
-    assert not isinstance(model.lm_head.prepared, Fp8Weight)  # the LM head stays 16-bit, as in vLLM
     outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=STEPS, ignore_eos=True, logprobs=0))
-    float_hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval().cuda()
-    fp8_hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval().cuda()
+    float_hf = transformers.AutoModelForCausalLM.from_pretrained(float_path, dtype=torch.float32).eval().cuda()
+    fp8_hf = transformers.AutoModelForCausalLM.from_pretrained(float_path, dtype=torch.float32).eval().cuda()
     for name, module in fp8_hf.named_modules():
         if isinstance(module, torch.nn.Linear) and name != "lm_head":
             module.forward = lambda x, m=module: _fp8_linear_forward(m, x)
@@ -175,6 +160,56 @@ def test_fp8_linears_follow_transformers_on_fp8_operands(arch, tmp_path):
         float_err.append((_teacher_forced_logprobs(float_hf, prompt, tokens) - oracle).abs())
     ours_err, float_err = torch.cat(ours_err).mean().item(), torch.cat(float_err).mean().item()
     assert ours_err < 0.5 * float_err, f"mean |logprob error|: ours {ours_err:.4f}, the float model {float_err:.4f}"
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_fp8_linears_follow_transformers_on_fp8_operands(arch, tmp_path):
+    """``quantization="fp8"``: the log-probabilities of our greedy tokens follow transformers' with its
+    linears (not the LM head) computing through the same fp8 operands and GEMM, far closer than the float
+    model's do. Not token equality: a last-bit difference (accumulation order, attention, norms) that moves
+    a value across an fp8 rounding boundary is amplified by the next layer's quantization; free-running, the
+    two diverged after 9 and 15 equal tokens at top-2 gaps of 0.07 (of a logit spread of about 7)."""
+    if torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("fp8 GEMMs need sm_89+")
+    from plinth_triton.fp8_linear import Fp8Weight
+
+    from plinth import LLM
+
+    path = save_tiny_model(arch, tmp_path)
+    llm = LLM(str(path), device="cuda", dtype="float32", skip_tokenizer_init=True, max_model_len=256,
+              kv_cache_memory_bytes=1 << 30, quantization="fp8")
+    model = llm.llm_engine.runner.model
+    qkv = model.model.layers[0].self_attn.qkv_proj
+    assert isinstance(qkv.prepared, Fp8Weight) and qkv.prepared.qweight.dtype == torch.float8_e4m3fn
+    assert not isinstance(model.lm_head.prepared, Fp8Weight)  # the LM head stays 16-bit, as in vLLM
+    _assert_follows_fp8_oracle(llm, path, _prompts(6, seed=17))
+
+
+def test_fp8_checkpoint_runs_its_own_e4m3_weights(tmp_path):
+    """A per-channel fp8 checkpoint (AutoFP8's layout) takes the ``fp8`` linears by default; re-quantized
+    per output channel after loading, the merged projections hold exactly the checkpoint's e4m3 values and
+    scales, and the model follows the fp8 oracle on the checkpoint's dequantized weights."""
+    if torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("fp8 GEMMs need sm_89+")
+    from safetensors.torch import load_file
+
+    from plinth import LLM
+    from tests.e2e.fp8_checkpoint import save_fp8_checkpoint
+
+    fp8_dir, ref_dir = save_fp8_checkpoint(tmp_path, "channel")
+    llm = LLM(str(fp8_dir), device="cuda", dtype="float32", skip_tokenizer_init=True, max_model_len=256,
+              kv_cache_memory_bytes=1 << 30)
+    assert llm.llm_engine.config.quantization == "fp8"
+    stored = load_file(fp8_dir / "model.safetensors")
+    layer = llm.llm_engine.runner.model.model.layers[0]
+    for merged, parts in ((layer.self_attn.qkv_proj, ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
+                          (layer.mlp.gate_up_proj, ("mlp.gate_proj", "mlp.up_proj"))):
+        names = [f"model.layers.0.{p}.weight" for p in parts]
+        want_q = torch.cat([stored[n] for n in names]).float()
+        want_scale = torch.cat([stored[n + "_scale"] for n in names]).flatten()
+        assert torch.equal(merged.prepared.qweight.float().cpu(), want_q)
+        torch.testing.assert_close(merged.prepared.scale.flatten().cpu(), want_scale, rtol=1e-6, atol=0)
+    _assert_follows_fp8_oracle(llm, ref_dir, _prompts(6, seed=23))
 
 
 def _compiled_variants(fn) -> int:
