@@ -244,7 +244,7 @@ def check_fp8_linear(dtype, device, seed=0, on_grid=False,
         torch.testing.assert_close(got[0].double().cpu(), expected.cpu(), atol=2e-2 * scale, rtol=2e-2,
                                    msg=lambda msg, what=what: f"{what}: {msg}")
         row = gemv_method.apply(x[-2:-1] if m > 1 else x, prepared, b)  # one row: the GEMV on e4m3 operands
-        torch.testing.assert_close(row.double().cpu(), expected[-2:-1] if m > 1 else expected,
+        torch.testing.assert_close(row.double().cpu(), (expected[-2:-1] if m > 1 else expected).cpu(),
                                    atol=2e-2 * scale, rtol=2e-2, msg=lambda msg, what=what: f"{what} GEMV: {msg}")
         empty = method.apply(x[:0], prepared, b)  # no rows (either path)
         assert empty.shape == (0, n) and empty.dtype == dtype
