@@ -35,6 +35,16 @@ from kernel_cases import (  # noqa: E402
 )
 
 
+def _cpu_rowwise_scaled_mm() -> bool:
+    """Whether ``torch._scaled_mm`` takes rowwise scales on CPU tensors (torch 2.13 does; 2.11 only per-tensor)."""
+    a = torch.ones(16, 16).to(torch.float8_e4m3fn)
+    try:
+        torch._scaled_mm(a, a.T, scale_a=torch.ones(16, 1), scale_b=torch.ones(1, 16), out_dtype=torch.bfloat16)
+    except RuntimeError:
+        return False
+    return True
+
+
 def main() -> None:
     cpu = torch.device("cpu")
     check_write_kv(torch.float32, cpu)
@@ -94,9 +104,11 @@ def main() -> None:
     check_attention([(40, 1), (0, 9), (130, 1), (5, 12)], group=4, head_size=32, block_size=16,
                     dtype=torch.float16, device=cpu, mixed_decode=True, kv_dtype=e5m2, on_grid=True)
     check_gemv(torch.float32, cpu)
-    # fp8 linears: the row-quantization kernel and the method (torch._scaled_mm runs on CPU tensors too)
-    check_fp8_linear(torch.float32, cpu, on_grid=True)
-    check_fp8_linear(torch.float16, cpu, on_grid=True, shapes=((4, 32, 64), (2, 48, 2064)))
+    # fp8 linears: the row-quantization kernel and the method (torch._scaled_mm runs on CPU tensors too, with
+    # rowwise scales from torch 2.13)
+    rowwise = _cpu_rowwise_scaled_mm()
+    check_fp8_linear(torch.float32, cpu, on_grid=True, scaled_mm=rowwise)
+    check_fp8_linear(torch.float16, cpu, on_grid=True, scaled_mm=rowwise, shapes=((4, 32, 64), (2, 48, 2064)))
     from plinth_triton.sampling import sample
     from sampling_cases import check_distribution, check_matches_reference, check_seed_invariance, check_ties_and_edges
 
