@@ -9,6 +9,7 @@ weight from L2, no host launch gaps), divided by 24. Every plan is checked again
 
     python benchmarks/bench_gemm_decode.py [--batches 256 128] [--json out.json]
     python benchmarks/bench_gemm_decode.py --blas-only --batches 64 128 200 256   # cuBLAS vs cuBLASLt
+    python benchmarks/bench_gemm_decode.py --ws --batches 200 256   # warp-specialized K loops (Triton 3.4+)
 """
 
 from __future__ import annotations
@@ -77,6 +78,43 @@ def _gemm_tma_kernel(x_desc, w_desc, y_desc, M, N, K,
         b = w_desc.load([pid_n * BLOCK_N, kt * BLOCK_K])
         acc = tl.dot(a, b.T, acc)
     y_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(y_desc.dtype))
+
+
+@triton.jit(do_not_specialize=["M"])
+def _gemm_ws_kernel(x_desc, w_desc, y_desc, M, N, K, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                    BLOCK_K: tl.constexpr, STAGES: tl.constexpr):
+    """The TMA kernel with a warp-specialized K loop: producer warps issue the loads, consumer warps the MMAs."""
+    pid = tl.program_id(0)
+    num_m = tl.cdiv(M, BLOCK_M)
+    pid_m = pid % num_m
+    pid_n = pid // num_m
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for kt in tl.range(0, tl.cdiv(K, BLOCK_K), num_stages=STAGES, warp_specialize=True):
+        a = x_desc.load([pid_m * BLOCK_M, kt * BLOCK_K])
+        b = w_desc.load([pid_n * BLOCK_N, kt * BLOCK_K])
+        acc = tl.dot(a, b.T, acc)
+    y_desc.store([pid_m * BLOCK_M, pid_n * BLOCK_N], acc.to(y_desc.dtype))
+
+
+def gemm_ws(x: torch.Tensor, weight: torch.Tensor, plan: GemmPlan, out: torch.Tensor) -> torch.Tensor:
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    m, k = x.shape
+    n = weight.shape[0]
+    grid = (triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n),)
+    _gemm_ws_kernel[grid](TensorDescriptor.from_tensor(x, [plan.block_m, plan.block_k]),
+                          TensorDescriptor.from_tensor(weight, [plan.block_n, plan.block_k]),
+                          TensorDescriptor.from_tensor(out, [plan.block_m, plan.block_n]), m, n, k,
+                          BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, STAGES=plan.stages,
+                          num_warps=plan.warps)
+    return out
+
+
+def ws_plans(m: int):
+    for bm, bn, bk, stages, warps in itertools.product((128, 256), (128, 256), (64, 128), (3, 4), (4, 8)):
+        if bm > max(128, 2 ** (m - 1).bit_length()) or bm * bn > 256 * 128 or (bm * bk + bn * bk) * 2 * stages > 220 * 1024:
+            continue
+        yield GemmPlan(bm, bn, bk, stages, warps, True)
 
 
 @triton.jit(do_not_specialize=["M"])
@@ -251,20 +289,23 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[256, 128])
     ap.add_argument("--blas-only", action="store_true", help="only torch's BLAS libraries, per decode step")
     ap.add_argument("--split-k", nargs="*", metavar="LINEAR", help="split-K plans against cuBLAS on these linears")
+    ap.add_argument("--ws", nargs="*", metavar="LINEAR", help="warp-specialized TMA plans against cuBLAS on these")
     ap.add_argument("--json")
     args = ap.parse_args()
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, flush=True)
-    if args.split_k is not None:
+    if args.split_k is not None or args.ws is not None:
         results = {}
+        names = (args.split_k if args.split_k is not None else args.ws) or tuple(LLAMA_LINEARS)
         for m in args.batches:
             saved = 0.0
-            for name in args.split_k or ("o", "down", "qkv"):
+            for name in names:
                 n, k = LLAMA_LINEARS[name]
-                results[f"{name} M={m}"] = r = measure_split(m, n, k)
+                results[f"{name} M={m}"] = r = (measure_split(m, n, k) if args.split_k is not None
+                                                else measure(m, n, k, ws_plans(m), gemm_ws))
                 print(f"{name} {n}x{k} M={m}", json.dumps(r), flush=True)
                 if r["best"]:
                     saved += max(0.0, r["cublas_us"] - r["best"][0]["us"]) * 32 / 1e3
-            print(f"M={m}: split-K would save {saved:.3f} ms a decode step (32 layers)", flush=True)
+            print(f"M={m}: the best plans would save {saved:.3f} ms a decode step (32 layers)", flush=True)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=1)

@@ -28,6 +28,7 @@
 #   bash benchmarks/gpu_suite.sh round9c  # prefill GEMM paths; decode/mixed/no-compile tests; T3 tail plan A/B twice
 #   bash benchmarks/gpu_suite.sh round10a # KV-split sweep at batches 2-96 (CUDA graphs), then verify1
 #   bash benchmarks/gpu_suite.sh round10b # KV blocks of 32 tokens vs 16: T2, T1, T3
+#   bash benchmarks/gpu_suite.sh round13b # interpreter checks on the image's torch, fp8 kernels; warp-specialized decode GEMMs
 #   bash benchmarks/gpu_suite.sh round13  # engine tests, fp8/GEMV kernels, conformance; L1: fp8 _scaled_mm vs fp8 GEMV, bf16
 #   bash benchmarks/gpu_suite.sh round12  # fp8 linear kernel + engine tests; L1, T1 with fp8 linears, T2 with fp8 + fp8 KV
 #   bash benchmarks/gpu_suite.sh round11d # the kernel checks of `all`, then T3 with bf16 and fp8 KV
@@ -86,6 +87,15 @@ if [[ $STAGE == all ]]; then
     run_if_time 210 "plinth T2" bench t2 throughput --workload T2
     run_if_time 90 "HF T3" hf_peer T3 "${HF_TIME_LIMIT:-25}" hf_t3.log
     run_if_time 150 "HF T1, T2, L1" hf_peer T1,T2,L1 "${HF_LLAMA_LIMIT:-20}" hf_llama.log
+    stamp "done"
+fi
+if [[ $STAGE == round13b ]]; then  # the interpreter checks on the image's torch, fp8 kernels; warp-specialized decode GEMMs
+    stamp "interpreter + fp8 kernel tests"
+    timeout 240 python3 -m pytest tests/platforms/cuda/test_interpret.py tests/platforms/cuda/test_kernels_gpu.py -q -n 4 \
+        -p no:cacheprovider --plinth-platform=cuda -k "interpret or fp8_linear or gemv" 2>&1 | tail -3 | tee "$OUT/tests.txt"
+    stamp "warp-specialized decode GEMMs"
+    timeout 240 python3 benchmarks/bench_gemm_decode.py --ws --batches 200 256 --json "$OUT/gemm_ws.json" 2>&1 \
+        | tee "$OUT/gemm_ws.txt" | grep -v '^{' | cut -c1-600
     stamp "done"
 fi
 if [[ $STAGE == round13 ]]; then  # engine tests (fp8 checkpoint, fp8 linears) + fp8/GEMV kernels, conformance; L1 x3
