@@ -91,10 +91,10 @@ if [[ $STAGE == all ]]; then
 fi
 if [[ $STAGE == round13b ]]; then  # the interpreter checks on the image's torch, fp8 kernels; warp-specialized decode GEMMs
     stamp "interpreter + fp8 kernel tests"
-    timeout 240 python3 -m pytest tests/platforms/cuda/test_interpret.py tests/platforms/cuda/test_kernels_gpu.py -q -n 4 \
+    timeout 200 python3 -m pytest tests/platforms/cuda/test_interpret.py tests/platforms/cuda/test_kernels_gpu.py -q -n 4 \
         -p no:cacheprovider --plinth-platform=cuda -k "interpret or fp8_linear or gemv" 2>&1 | tail -3 | tee "$OUT/tests.txt"
     stamp "warp-specialized decode GEMMs"
-    timeout 240 python3 benchmarks/bench_gemm_decode.py --ws --batches 200 256 --json "$OUT/gemm_ws.json" 2>&1 \
+    timeout 170 python3 benchmarks/bench_gemm_decode.py --ws --batches 200 256 --json "$OUT/gemm_ws.json" 2>&1 \
         | tee "$OUT/gemm_ws.txt" | grep -v '^{' | cut -c1-600
     stamp "done"
 fi
