@@ -11,7 +11,7 @@ import torch
 from plinth.engine.engine import Engine
 from plinth.engine.engine_args import EngineArgs
 from plinth.engine.request_group import RequestGroup
-from plinth.model.loader.fp8_checkpoint import fp8_checkpoint
+from plinth.model.loader.fp8_config import fp8_checkpoint, quantizes_activations
 from plinth.model.model_config import ModelConfig
 from plinth.model.tokenizer import load_tokenizer
 from plinth.outputs import RequestOutput
@@ -55,12 +55,22 @@ class LLMEngine:
 
     def _quantization(self, name: str | None) -> str | None:
         """``name`` if the platform offers it; "unquantized" means the default (float weights). Unset, an fp8
-        checkpoint takes ``"fp8"`` where the platform offers it, as vLLM runs such checkpoints."""
+        checkpoint that quantizes activations too (W8A8) takes ``"fp8"`` where the platform offers it, as vLLM
+        runs such checkpoints (the layers it keeps in float stay unquantized: ``BuildContext.float_layers``); a
+        weight-only one (W8A16) runs dequantized, as ``fp8`` would quantize its activations."""
         offered = linear_methods(self.platform.quantization_methods(), plugin_manager())
-        if name is None and fp8_checkpoint(self.model_config.hf_config):
-            name = "fp8" if "fp8" in offered else None
-            logger.info("fp8 checkpoint: %s", "fp8 linears" if name else
-                        f"dequantized to {self.model_config.dtype} (the '{self.platform.name}' platform offers no fp8)")
+        hf_config = self.model_config.hf_config
+        if name is None and fp8_checkpoint(hf_config):
+            if not quantizes_activations(hf_config):
+                logger.info("fp8 checkpoint: weight-only (its groups have no input_activations): dequantized to %s, "
+                            "activations stay in float (quantization='fp8' would quantize them per token too)",
+                            self.model_config.dtype)
+            elif "fp8" in offered:
+                name = "fp8"
+                logger.info("fp8 checkpoint: fp8 linears")
+            else:
+                logger.info("fp8 checkpoint: dequantized to %s (the '%s' platform offers no fp8)",
+                            self.model_config.dtype, self.platform.name)
         if name is None or name == UNQUANTIZED:
             return None
         if name not in offered:

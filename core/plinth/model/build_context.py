@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from plinth.model.float_layers import FloatLayers
 from plinth.platform.attention import AttentionBackend
 from plinth.platform.communicator import Communicator, SingleProcessCommunicator
 from plinth.platform.kernels import KernelRegistry
@@ -40,6 +41,7 @@ class BuildContext:
     # the platform's linear methods by name (``Platform.quantization_methods()``); none = torch's F.linear
     linear_methods: Mapping[str, LinearMethod] = field(default_factory=dict)
     quantization: str | None = None  # the linear method the model's layers use; None = "unquantized"
+    float_layers: FloatLayers | None = None  # layers the checkpoint keeps in float (unquantized method)
 
     def __post_init__(self) -> None:
         if self.tp_size < 1 or not 0 <= self.tp_rank < self.tp_size:
@@ -60,9 +62,13 @@ class BuildContext:
         traits.setdefault("device_type", self.device.type)
         return self.kernels.resolve(op, **traits)
 
-    def linear_method(self) -> LinearMethod:
-        """The method every linear layer of the model uses: ``quantization`` (which the platform must
-        offer) or the platform's unquantized method, else torch's ``F.linear``."""
+    def linear_method(self, prefix: str = "") -> LinearMethod:
+        """The method of the linear layer at ``prefix`` (its module name, ``model.layers.0.mlp.down_proj``):
+        the unquantized one where the checkpoint keeps that layer in float (``float_layers``), else
+        ``quantization`` (which the platform must offer) or the platform's unquantized method, else torch's
+        ``F.linear``."""
+        if prefix and self.float_layers is not None and self.float_layers.keeps(prefix):
+            return self.unquantized_method()
         name = self.quantization or UNQUANTIZED
         method = self.linear_methods.get(name)
         if method is not None:
@@ -72,12 +78,16 @@ class BuildContext:
             raise ValueError(f"quantization {self.quantization!r} is not offered by this platform (offered: {offered})")
         return _TORCH_LINEAR
 
-    def lm_head_method(self) -> LinearMethod:
-        """The LM head's method: the model's, unless that one leaves the head unquantized
-        (``quantizes_lm_head``), then the platform's unquantized method, else torch's ``F.linear``."""
-        method = self.linear_method()
+    def lm_head_method(self, prefix: str = "") -> LinearMethod:
+        """The LM head's method: the one :meth:`linear_method` gives ``prefix``, unless that one leaves the
+        head unquantized (``quantizes_lm_head``), then the unquantized method."""
+        method = self.linear_method(prefix)
         if method.quantizes_lm_head:
             return method
+        return self.unquantized_method()
+
+    def unquantized_method(self) -> LinearMethod:
+        """The platform's method for float weights, else torch's ``F.linear``."""
         return self.linear_methods.get(UNQUANTIZED, _TORCH_LINEAR)
 
     def empty(self, *shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -48,10 +48,13 @@ def sliding_window(config: Any, layer_index: int) -> int | None:
 
 
 class LlamaMLP(Layer):
-    def __init__(self, hidden_size: int, intermediate_size: int, ctx: BuildContext, bias: bool = False) -> None:
+    def __init__(
+        self, hidden_size: int, intermediate_size: int, ctx: BuildContext, bias: bool = False, prefix: str = ""
+    ) -> None:
         super().__init__()
-        self.gate_up_proj = MergedColumnParallelLinear(hidden_size, [intermediate_size] * 2, ctx, bias)
-        self.down_proj = RowParallelLinear(intermediate_size, hidden_size, ctx, bias)
+        self.gate_up_proj = MergedColumnParallelLinear(hidden_size, [intermediate_size] * 2, ctx, bias,
+                                                       prefix=f"{prefix}.gate_up_proj")
+        self.down_proj = RowParallelLinear(intermediate_size, hidden_size, ctx, bias, prefix=f"{prefix}.down_proj")
         self.act_fn = SiluAndMul(ctx, intermediate_size // ctx.tp_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,18 +62,22 @@ class LlamaMLP(Layer):
 
 
 class LlamaAttention(Layer):
-    """Self-attention: fused QKV projection, rotary, paged attention, output projection."""
+    """Self-attention: fused QKV projection, rotary, paged attention, output projection.
+
+    ``prefix``: the module name (``model.layers.0.self_attn``) its linear layers' names extend."""
 
     def __init__(
-        self, config: Any, ctx: BuildContext, layer_index: int, qkv_bias: bool, o_bias: bool
+        self, config: Any, ctx: BuildContext, layer_index: int, qkv_bias: bool, o_bias: bool, prefix: str = ""
     ) -> None:
         super().__init__()
         self.head_size = head_size(config)
         num_kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
         self.qkv_proj = QKVParallelLinear(
-            config.hidden_size, self.head_size, config.num_attention_heads, num_kv_heads, ctx, qkv_bias
+            config.hidden_size, self.head_size, config.num_attention_heads, num_kv_heads, ctx, qkv_bias,
+            prefix=f"{prefix}.qkv_proj",
         )
-        self.o_proj = RowParallelLinear(config.num_attention_heads * self.head_size, config.hidden_size, ctx, o_bias)
+        self.o_proj = RowParallelLinear(config.num_attention_heads * self.head_size, config.hidden_size, ctx, o_bias,
+                                        prefix=f"{prefix}.o_proj")
         self.rotary_emb = get_rope(config, self.head_size, ctx)
         self.attn = Attention(
             self.qkv_proj.num_heads, self.qkv_proj.num_kv_heads, self.head_size, self.head_size ** -0.5,
@@ -90,10 +97,10 @@ class LlamaAttention(Layer):
 
 
 class LlamaDecoderLayer(Layer):
-    def __init__(self, config: Any, ctx: BuildContext, self_attn: nn.Module, mlp_bias: bool) -> None:
+    def __init__(self, config: Any, ctx: BuildContext, self_attn: nn.Module, mlp_bias: bool, prefix: str = "") -> None:
         super().__init__()
         self.self_attn = self_attn
-        self.mlp = LlamaMLP(config.hidden_size, config.intermediate_size, ctx, mlp_bias)
+        self.mlp = LlamaMLP(config.hidden_size, config.intermediate_size, ctx, mlp_bias, prefix=f"{prefix}.mlp")
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps, ctx)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps, ctx)
 
@@ -139,12 +146,12 @@ class LlamaForCausalLM(Layer):
         self.config, self.ctx = hf_config, ctx
         mlp_bias = bool(getattr(hf_config, "mlp_bias", False))
         layers = [
-            LlamaDecoderLayer(hf_config, ctx, self.make_attention(hf_config, ctx, i), mlp_bias)
+            LlamaDecoderLayer(hf_config, ctx, self.make_attention(hf_config, ctx, i), mlp_bias, f"model.layers.{i}")
             for i in range(hf_config.num_hidden_layers)
         ]
         self.model = LlamaModel(hf_config, ctx, layers)
         self.tie_word_embeddings = bool(getattr(hf_config, "tie_word_embeddings", False))
-        self.lm_head = ParallelLMHead(hf_config.vocab_size, hf_config.hidden_size, ctx)
+        self.lm_head = ParallelLMHead(hf_config.vocab_size, hf_config.hidden_size, ctx, prefix="lm_head")
         if self.tie_word_embeddings:
             self.lm_head.tie_to(self.model.embed_tokens)
 
@@ -155,7 +162,7 @@ class LlamaForCausalLM(Layer):
 
     def make_attention(self, config: Any, ctx: BuildContext, layer_index: int) -> nn.Module:
         qkv_bias, o_bias = self.attention_biases(config)
-        return self.attention_cls(config, ctx, layer_index, qkv_bias, o_bias)
+        return self.attention_cls(config, ctx, layer_index, qkv_bias, o_bias, f"model.layers.{layer_index}.self_attn")
 
     def forward(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """``input_ids``/``positions`` ``[T]`` -> final hidden states ``[T, hidden_size]``.

@@ -13,8 +13,10 @@ from plinth.platform.kernels import Op
 
 
 class Qwen3Attention(LlamaAttention):
-    def __init__(self, config: Any, ctx: BuildContext, layer_index: int, qkv_bias: bool, o_bias: bool) -> None:
-        super().__init__(config, ctx, layer_index, qkv_bias, o_bias)
+    def __init__(
+        self, config: Any, ctx: BuildContext, layer_index: int, qkv_bias: bool, o_bias: bool, prefix: str = ""
+    ) -> None:
+        super().__init__(config, ctx, layer_index, qkv_bias, o_bias, prefix)
         self.q_norm = RMSNorm(self.head_size, config.rms_norm_eps, ctx)
         self.k_norm = RMSNorm(self.head_size, config.rms_norm_eps, ctx)
         rotary = self.rotary_emb

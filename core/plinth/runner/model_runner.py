@@ -13,6 +13,7 @@ from plinth.config import kv_storage_dtype
 from plinth.model.build_context import BuildContext, dtype_name
 from plinth.model.forward_context import ForwardContext, forward_context
 from plinth.model.loader import get_model
+from plinth.model.loader.fp8_config import float_layers
 from plinth.platform import BatchDescriptor, Feature, GraphSupport, KernelRegistry, Op, Platform
 from plinth.platform.linear_method import linear_methods
 from plinth.platform.plugins import plugin_manager
@@ -45,10 +46,13 @@ class ModelRunner:
         backend = self._select_backend()
         kernels = platform.kernels()
         plugin_manager().hook.plinth_register_kernels(platform_name=platform.name, registry=kernels)
+        # the layers an fp8 checkpoint keeps in float matter only to a quantized method (with float weights
+        # everywhere, a fused layer whose shards disagree still runs)
         self.ctx = BuildContext(kernels, backend, self.dtype, self.device, self.block_size,
                                 config.cache.kv_cache_dtype,
                                 linear_methods=linear_methods(platform.quantization_methods(), plugin_manager()),
-                                quantization=config.quantization)
+                                quantization=config.quantization,
+                                float_layers=float_layers(hf) if config.quantization else None)
         self.model = get_model(model_config, self.ctx)
         # give back what loading left in the allocator's cache (a quantized model frees its float weights):
         # the KV budget below counts the device's free memory

@@ -1,4 +1,4 @@
-"""FP8 linears (vLLM's ``--quantization fp8`` on a 16-bit checkpoint): W8A8 in ``float8_e4m3fn``.
+"""FP8 linears (vLLM's ``--quantization fp8``; how fp8 checkpoints run): W8A8 in ``float8_e4m3fn``.
 
 ``Fp8Linear.prepare`` quantizes a float weight ``[N, K]`` once, symmetric per output channel
 (``scale = absmax / 448``). ``apply`` quantizes each activation row the same way (a Triton kernel:
@@ -7,9 +7,10 @@ one program a row, absmax then the scaled, saturated cast) and multiplies throug
 NVIDIA sm_89+; fast accumulation: the fp8 tensor cores' partial sums are not promoted to fp32 along
 K), a bf16 output cast to the model's dtype, then the bias. Half the weight bytes of a 16-bit linear
 and twice the tensor-core rate on Hopper. The LM head stays on the unquantized method
-(``quantizes_lm_head``), as in vLLM. ``reference`` is the same math in fp32 torch ops. Not the
-default: weights and activations are rounded to 3 mantissa bits, so outputs move from the float
-model's (by a few per cent of a linear's output). Verified bit for bit (the row quantization) on
+(``quantizes_lm_head``), as in vLLM. ``reference`` is the same math in fp32 torch ops. The default
+for fp8 checkpoints that quantize activations (W8A8) on sm_89+ (``LLMEngine._quantization``), not for
+16-bit checkpoints: weights and activations are rounded to 3 mantissa bits, so outputs move from the
+float model's (by a few per cent of a linear's output). Verified bit for bit (the row quantization) on
 Hopper only: on sm_89 Triton's fp32 -> e4m3 cast may round differently near midpoints. A single
 input row (batch-1 decode) goes through the Triton GEMV on the e4m3 operands instead (``single_row_gemv``;
 ``PLINTH_TRITON_FP8_GEMV=0`` turns it off): on the H100, Llama-3.1-8B's batch-1 decode runs at 246 tok/s
@@ -118,6 +119,9 @@ class Fp8Linear(LinearMethod):
         if isinstance(weight, torch.Tensor):  # a layer that was never prepared: its float weight
             return F.linear(x, weight, bias)
         n, k = weight.qweight.shape
+        if x.shape[-1] != k:
+            raise ValueError(f"fp8 linear: the weight {tuple(weight.qweight.shape)} takes {k} input features, "
+                             f"got an input of shape {tuple(x.shape)}")
         if k % ALIGN or n % ALIGN:
             return self.reference(x, weight, bias)
         x2 = x.reshape(-1, k)

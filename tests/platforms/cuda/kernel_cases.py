@@ -251,3 +251,10 @@ def check_fp8_linear(dtype, device, seed=0, on_grid=False, scaled_mm=True,
                                    atol=2e-2 * scale, rtol=2e-2, msg=lambda msg, what=what: f"{what} GEMV: {msg}")
         empty = method.apply(x[:0], prepared, b)  # no rows (either path)
         assert empty.shape == (0, n) and empty.dtype == dtype
+        for wrong in (x[:, : k // 2], x.reshape(1, m, k)[..., :-1]):  # a width that is not K: named, not regrouped
+            try:
+                method.apply(wrong, prepared, b)
+            except ValueError as exc:
+                assert f"takes {k} input features" in str(exc) and str(tuple(wrong.shape)) in str(exc), str(exc)
+            else:
+                raise AssertionError(f"Fp8Linear {m}x{n}x{k}: an input of shape {tuple(wrong.shape)} was accepted")

@@ -50,12 +50,13 @@ class VocabParallelEmbedding(Layer):
 class ParallelLMHead(VocabParallelEmbedding):
     """The output projection onto the vocabulary, split over ranks like the embedding.
 
-    For tied embeddings, :meth:`tie_to` makes it share the embedding's weight.
+    For tied embeddings, :meth:`tie_to` makes it share the embedding's weight. ``prefix``: its module
+    name (``lm_head``), for the checkpoint's list of layers kept in float.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, ctx: BuildContext) -> None:
+    def __init__(self, num_embeddings: int, embedding_dim: int, ctx: BuildContext, prefix: str = "") -> None:
         super().__init__(num_embeddings, embedding_dim, ctx)
-        self.linear_method = ctx.lm_head_method()
+        self.linear_method = ctx.lm_head_method(prefix)
         self.prepared = None  # the linear method's form of the weight, after loading
 
     def process_weights_after_loading(self) -> None:

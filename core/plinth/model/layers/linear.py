@@ -49,7 +49,8 @@ def new_parameter(ctx: BuildContext, *shape: int, loader) -> nn.Parameter:
 
 class LinearBase(Layer):
     """``y = x W^T + b`` with ``W`` of shape ``[out_per_rank, in_per_rank]``, computed by the
-    context's linear method (``ctx.linear_method()``) on the form it prepared after loading.
+    context's linear method for this layer (``ctx.linear_method(prefix)``; ``prefix`` is the layer's module
+    name, HF-style: ``model.layers.0.mlp.down_proj``) on the form it prepared after loading.
 
     GGML block weights (GGUF files) of a type the method takes (``takes_ggml``: listed in its
     ``ggml_types``, for this model's dtype) are kept as blocks (``ggml_weight``) and prepared from
@@ -57,13 +58,14 @@ class LinearBase(Layer):
     come in different GGML types, or that tensor parallelism would split inside a block, is dequantized.
     """
 
-    def __init__(self, in_per_rank: int, out_per_rank: int, bias: bool, ctx: BuildContext) -> None:
+    def __init__(self, in_per_rank: int, out_per_rank: int, bias: bool, ctx: BuildContext, prefix: str = "") -> None:
         super().__init__()
         self.ctx = ctx
+        self.prefix = prefix
         self.tp_rank, self.tp_size = ctx.tp_rank, ctx.tp_size
         self.weight = new_parameter(ctx, out_per_rank, in_per_rank, loader=self._load)
         self.bias = new_parameter(ctx, out_per_rank, loader=self._load) if bias else None
-        self.linear_method = ctx.linear_method()
+        self.linear_method = ctx.linear_method(prefix)
         self.ggml_weight: GGMLTensor | None = None  # the weight's blocks, when the method takes them
         self._ggml_refused = False  # a shard arrived that the blocks cannot hold: float from then on
         self.prepared = None  # what the method computes with; None until process_weights_after_loading
@@ -125,8 +127,9 @@ class LinearBase(Layer):
 class ReplicatedLinear(LinearBase):
     """Every rank holds the whole weight."""
 
-    def __init__(self, input_size: int, output_size: int, ctx: BuildContext, bias: bool = False) -> None:
-        super().__init__(input_size, output_size, bias, ctx)
+    def __init__(self, input_size: int, output_size: int, ctx: BuildContext, bias: bool = False,
+                 prefix: str = "") -> None:
+        super().__init__(input_size, output_size, bias, ctx, prefix)
 
 
 class ColumnParallelLinear(LinearBase):
@@ -136,9 +139,10 @@ class ColumnParallelLinear(LinearBase):
     """
 
     def __init__(
-        self, input_size: int, output_size: int, ctx: BuildContext, bias: bool = False, gather_output: bool = False
+        self, input_size: int, output_size: int, ctx: BuildContext, bias: bool = False, gather_output: bool = False,
+        prefix: str = "",
     ) -> None:
-        super().__init__(input_size, divide(output_size, ctx.tp_size, "output size"), bias, ctx)
+        super().__init__(input_size, divide(output_size, ctx.tp_size, "output size"), bias, ctx, prefix)
         self.gather_output = gather_output
 
     def weight_loader(self, param, loaded_weight, shard_id=None):
@@ -158,12 +162,12 @@ class MergedColumnParallelLinear(ColumnParallelLinear):
     """
 
     def __init__(
-        self, input_size: int, output_sizes: Sequence[int], ctx: BuildContext, bias: bool = False
+        self, input_size: int, output_sizes: Sequence[int], ctx: BuildContext, bias: bool = False, prefix: str = ""
     ) -> None:
         self.output_sizes = list(output_sizes)
         for size in self.output_sizes:
             divide(size, ctx.tp_size, "merged projection size")
-        super().__init__(input_size, sum(self.output_sizes), ctx, bias)
+        super().__init__(input_size, sum(self.output_sizes), ctx, bias, prefix=prefix)
 
     def weight_loader(self, param, loaded_weight, shard_id=None):
         if shard_id is None:  # a checkpoint that already stores the merged weight
@@ -183,7 +187,7 @@ class QKVParallelLinear(ColumnParallelLinear):
 
     def __init__(
         self, hidden_size: int, head_size: int, total_num_heads: int, total_num_kv_heads: int,
-        ctx: BuildContext, bias: bool = False,
+        ctx: BuildContext, bias: bool = False, prefix: str = "",
     ) -> None:
         tp = ctx.tp_size
         self.head_size = head_size
@@ -197,7 +201,7 @@ class QKVParallelLinear(ColumnParallelLinear):
         self.q_size = self.num_heads * head_size
         self.kv_size = self.num_kv_heads * head_size
         out = (self.num_heads + 2 * self.num_kv_heads) * head_size * tp
-        super().__init__(hidden_size, out, ctx, bias)
+        super().__init__(hidden_size, out, ctx, bias, prefix=prefix)
 
     def weight_loader(self, param, loaded_weight, shard_id=None):
         if shard_id not in ("q", "k", "v"):
@@ -222,9 +226,10 @@ class RowParallelLinear(LinearBase):
     """
 
     def __init__(
-        self, input_size: int, output_size: int, ctx: BuildContext, bias: bool = False, reduce_results: bool = True
+        self, input_size: int, output_size: int, ctx: BuildContext, bias: bool = False, reduce_results: bool = True,
+        prefix: str = "",
     ) -> None:
-        super().__init__(divide(input_size, ctx.tp_size, "input size"), output_size, bias, ctx)
+        super().__init__(divide(input_size, ctx.tp_size, "input size"), output_size, bias, ctx, prefix)
         self.reduce_results = reduce_results
 
     def weight_loader(self, param, loaded_weight, shard_id=None):

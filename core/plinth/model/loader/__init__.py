@@ -30,6 +30,8 @@ def get_model(
     model_class = registry.resolve(getattr(hf_config, "architectures", None) or [model_config.architecture])
     with torch.no_grad():
         model = model_class(hf_config, ctx)
+        if ctx.float_layers is not None:
+            _check_prefixes(model)
         if model_config.load_format == "dummy":
             from plinth.model.loader.dummy_loader import initialize_dummy_weights
 
@@ -66,11 +68,23 @@ def process_weights_after_loading(model: nn.Module) -> None:
             module.process_weights_after_loading()
 
 
+def _check_prefixes(model: nn.Module) -> None:
+    """Every linear layer knows its module name: the context finds the layers a checkpoint keeps in float by it."""
+    from plinth.model.layers.linear import LinearBase
+
+    for name, module in model.named_modules():
+        if isinstance(module, LinearBase) and module.prefix != name:
+            raise ValueError(f"{type(model).__name__} builds its linear layer {name} with prefix {module.prefix!r}; "
+                             "this checkpoint keeps some layers in float and plinth finds them by prefix: pass "
+                             f"prefix={name!r} to the layer")
+
+
 def _weights(model_config: ModelConfig, ctx: BuildContext, progress: bool):
     if model_config.model_path is None:
         raise ValueError("this model config has no weights on disk; use load_format='dummy'")
     if model_config.load_format == "safetensors":
-        from plinth.model.loader.fp8_checkpoint import block_size, dequantize_weights, fp8_checkpoint
+        from plinth.model.loader.fp8_checkpoint import dequantize_weights
+        from plinth.model.loader.fp8_config import block_size, fp8_checkpoint
         from plinth.model.loader.safetensors_loader import iterate_safetensors
 
         hf_config = model_config.hf_config

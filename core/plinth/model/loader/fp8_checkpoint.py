@@ -1,57 +1,32 @@
-"""FP8 checkpoints (``quantization_config.quant_method`` ``"fp8"`` or ``"compressed-tensors"``): their
-e4m3 weights dequantized with their scales as they load.
+"""FP8 checkpoints (``fp8_config.fp8_checkpoint``: ``quant_method`` ``"fp8"``, ``"fbgemm_fp8"`` or float8
+``"compressed-tensors"``): their e4m3 weights dequantized with their scales as they load.
 
 Three scale layouts, as vLLM reads them: one scale per tensor (``weight_scale``, AutoFP8 / llm-compressor
-"tensor"), one per output channel (``weight_scale`` ``[N, 1]``, "channel"), and one per
-``weight_block_size`` block (``weight_scale_inv`` ``[ceil(N/bn), ceil(K/bk)]``, the HF / DeepSeek
-fine-grained format). The model receives ``weight * scale`` in its dtype, so every platform runs the
-checkpoint; a platform that offers ``quantization="fp8"`` then re-quantizes it per output channel (the
-engine picks that by default: a per-channel checkpoint gets its e4m3 values back, with its scales to the
-model dtype's precision; per-tensor and block scales take a second rounding). Static activation scales
-(``input_scale``) and KV-cache scales (``k_scale``, ``v_scale``, ``kv_scale``) are not used: activations
-are quantized per token at run time and an fp8 KV cache uses scale 1.0.
+"tensor"), one per output channel (``weight_scale`` ``[N, 1]``, "channel", fbgemm_fp8), and one per block
+(``weight_scale_inv`` ``[ceil(N/bn), ceil(K/bk)]``, the HF / DeepSeek fine-grained format with
+``weight_block_size``; compressed-tensors "block" names it ``weight_scale`` and gives ``block_structure``).
+The loader keeps the scales in float32 as stored and dequantizes in float32, so the model receives
+``weight * scale`` rounded once to its dtype, and every platform runs the checkpoint; a platform that offers
+``quantization="fp8"`` then re-quantizes it per output channel (the engine picks that by default for W8A8
+checkpoints: a per-channel checkpoint gets its e4m3 values back, with its scales to the model dtype's
+precision; per-tensor and block scales take a second rounding). Layers the checkpoint keeps in float
+(``fp8_config.float_layers``) arrive as floats and pass through. Static activation scales (``input_scale``,
+fbgemm's ``input_scale_ub``) and KV-cache scales (``k_scale``, ``v_scale``, ``kv_scale``, and the older
+``k_proj`` / ``v_proj`` ``output_scale``) are not used: activations are quantized per token at run time
+and an fp8 KV cache uses scale 1.0.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 import torch
 
 logger = logging.getLogger(__name__)
 
 SCALE_SUFFIXES = (".weight_scale_inv", ".weight_scale")  # the block format's name first (a suffix of neither)
-UNUSED_SUFFIXES = (".input_scale", ".k_scale", ".v_scale", ".kv_scale")
-
-
-def _quantization_config(hf_config: Any) -> dict:
-    quant = getattr(hf_config, "quantization_config", None)
-    if quant is None:
-        return {}
-    return quant if isinstance(quant, dict) else getattr(quant, "to_dict", lambda: vars(quant))()
-
-
-def fp8_checkpoint(hf_config: Any) -> bool:
-    """Whether ``hf_config`` describes a checkpoint whose linears are stored in fp8."""
-    quant = _quantization_config(hf_config)
-    method = quant.get("quant_method")
-    if method == "compressed-tensors":
-        return quant.get("format") in ("float-quantized", "naive-quantized") and _float8_groups(quant)
-    return method == "fp8"
-
-
-def block_size(hf_config: Any) -> tuple[int, int] | None:
-    """``quantization_config.weight_block_size`` (rows, columns of a scale's block), if the config gives it."""
-    block = _quantization_config(hf_config).get("weight_block_size")
-    return (int(block[0]), int(block[1])) if block else None
-
-
-def _float8_groups(quant: dict) -> bool:
-    """Whether a compressed-tensors config quantizes weights to 8-bit floats."""
-    weights = [group.get("weights") or {} for group in (quant.get("config_groups") or {}).values()]
-    return any(w.get("type") == "float" and w.get("num_bits") == 8 for w in weights)
+UNUSED_SUFFIXES = (".input_scale", ".input_scale_ub", ".k_scale", ".v_scale", ".kv_scale", ".output_scale")
 
 
 def dequantize(weight: torch.Tensor, scale: torch.Tensor, block: tuple[int, int] | None = None) -> torch.Tensor:
@@ -65,7 +40,8 @@ def dequantize(weight: torch.Tensor, scale: torch.Tensor, block: tuple[int, int]
         return w * s.reshape(n, 1)
     if block is not None and tuple(s.shape) == (-(-n // block[0]), -(-k // block[1])):
         return w * s.repeat_interleave(block[0], 0)[:n].repeat_interleave(block[1], 1)[:, :k]
-    blocks = f"one per {block[0]} x {block[1]} block" if block else "one per block (with weight_block_size)"
+    blocks = (f"one per {block[0]} x {block[1]} block" if block else "one per block (block scales need the "
+              "block size: quantization_config.weight_block_size, or a compressed-tensors group's block_structure)")
     raise ValueError(f"an fp8 weight of shape {tuple(w.shape)} has a scale of shape {tuple(s.shape)}: expected one "
                      f"value, one per output row, or {blocks}")
 
