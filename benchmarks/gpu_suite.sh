@@ -57,9 +57,9 @@ bench() {  # bench NAME COMMAND...: run a plinth bench sub-command with a time l
 stamp() { echo "[$(date +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$OUT/stages.txt"; }
 kernel_checks() {  # one bf16 case of every kernel (GQA 4, head 128) and the sampler; the whole matrix: verify1/verify2
     timeout "$(left 150)" python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_sampling_gpu.py \
-        -q -n 14 -p no:cacheprovider --plinth-platform=cuda \
+        -q -n 8 -p no:cacheprovider --durations=4 --plinth-platform=cuda \
         -k "(bfloat16 and bs16-g4 and not fp8) or (dtype0 and (split or wide or window or elementwise or gemv or write_kv or fp8_linear)) \
-            or sampling_gpu or (fp8 and bs16-g4-d128-bfloat16) or fp8_kv_decode" 2>&1 | tail -3 | tee "$OUT/kernels.txt"
+            or sampling_gpu or (fp8 and bs16-g4-d128-bfloat16) or fp8_kv_decode" 2>&1 | tail -8 | tee "$OUT/kernels.txt"
 }
 # `all` must end inside one 600-second device call (and leave time for the table and the archive): every stage's
 # limit is the smaller of its own and what is left of SUITE_BUDGET; a stage with under 20 s left is skipped.
@@ -85,8 +85,8 @@ if [[ $STAGE == all ]]; then
     run_if_time 90 "plinth L1" bench l1 latency --workload L1
     run_if_time 120 "plinth T1" bench t1 throughput --workload T1
     run_if_time 210 "plinth T2" bench t2 throughput --workload T2
-    run_if_time 90 "HF T3" hf_peer T3 "${HF_TIME_LIMIT:-25}" hf_t3.log
-    run_if_time 150 "HF T1, T2, L1" hf_peer T1,T2,L1 "${HF_LLAMA_LIMIT:-20}" hf_llama.log
+    run_if_time 90 "HF T3" hf_peer T3 "${HF_TIME_LIMIT:-15}" hf_t3.log
+    run_if_time 150 "HF T1, T2, L1" hf_peer T1,T2,L1 "${HF_LLAMA_LIMIT:-12}" hf_llama.log
     stamp "done"
 fi
 if [[ $STAGE == round13b ]]; then  # the interpreter checks on the image's torch, fp8 kernels; warp-specialized decode GEMMs
