@@ -64,8 +64,11 @@ def test_smollm2_w8a8_greedy_matches_the_torch_w8a8_and_stays_sensible(smollm2_g
     for text, a, b in zip(texts, ours, ref, strict=True):
         a, b = a.outputs[0], b.outputs[0]
         for step, (x, y) in enumerate(zip(a.token_ids, b.token_ids, strict=True)):
-            if x != y:  # bf16 outputs: one rounding step may swap two near-tied tokens, then texts part
+            if x != y:  # bf16 outputs: rounding may swap two near-tied tokens, then texts part
+                # the kernel and the torch reference differ by the fp32 rounding of each linear's final scale, which
+                # moves a bf16 output by one step now and then; across 30 layers that reached two steps of the bf16
+                # logits (0.125 apart at SmolLM2's logits of 16-32) on an AVX2 machine, one on AVX-512
                 gap = abs(b.logprobs[step][y].logprob - b.logprobs[step].get(x, b.logprobs[step][y]).logprob)
-                assert x in b.logprobs[step] and gap < 0.1, f"{text!r}: diverged at step {step} (gap {gap})"
+                assert x in b.logprobs[step] and gap <= 0.25 + 1e-6, f"{text!r}: diverged at step {step} (gap {gap})"
                 break
     assert "Paris" in tok.decode(ours[0].outputs[0].token_ids), tok.decode(ours[0].outputs[0].token_ids)
