@@ -78,11 +78,20 @@ def test_prompt_too_long_says_maximum_context_length(client):
                                    {"extra_body": {"top_k": 185936565949944031302647808}},
                                    {"extra_body": {"min_tokens": 2**64}},
                                    {"extra_body": {"stop_token_ids": [5, 2**70]}},
-                                   {"extra_body": {"stop_token_ids": [49_152]}}])
+                                   {"extra_body": {"stop_token_ids": [49_152]}},
+                                   {"extra_body": {"min_p": True}}, {"extra_body": {"top_k": "5"}},
+                                   {"extra_body": {"ignore_eos": "yes"}}, {"max_tokens": 4.0}])
 def test_invalid_requests_are_400(client, extra):
     with pytest.raises(openai.BadRequestError) as err:
         client.completions.create(model="SmolLM2-135M-Instruct", prompt="hi", **extra)
     assert err.value.status_code == 400 and len(err.value.message) < 2000
+
+
+def test_an_integer_is_a_number(client):
+    """Strict types (``true`` is not 1) still take an integer where the schema says number, as JSON Schema does."""
+    out = client.completions.create(model="SmolLM2-135M-Instruct", prompt="hi", max_tokens=2, temperature=0,
+                                    top_p=1, extra_body={"min_p": 0, "repetition_penalty": 1})
+    assert out.usage.completion_tokens == 2
 
 
 def test_empty_messages_is_400(client):

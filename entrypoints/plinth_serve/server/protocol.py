@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plinth_serve.server.limits import DEFAULT_LIMITS as L
 
-_FORBID = ConfigDict(extra="forbid")
+#: unknown fields are 400s, and so are values of another JSON type than the schema's (strict: ``true`` is not the
+#: number 1, ``"5"`` is not the integer 5; an integer still counts as a number, as JSON Schema says)
+_FORBID = ConfigDict(extra="forbid", strict=True)
 
 Stop = Annotated[str, Field(min_length=1)] | Annotated[list[Annotated[str, Field(min_length=1)]],
                                                         Field(max_length=L.max_stop_strings)] | None
@@ -97,7 +99,7 @@ class ChatTemplateKwargs(BaseModel):
 
 
 class ResponseFormat(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     type: Literal["text", "json_object", "json_schema"]
 
 
