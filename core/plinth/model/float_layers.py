@@ -5,8 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-#: a fused layer's checkpoint shards (the Llama family's ``STACKED_PARAMS``; vLLM's ``packed_modules_mapping``)
-FUSED_SHARDS = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+
+def fused_shards() -> dict[str, tuple[str, ...]]:
+    """A fused layer's checkpoint shards, from the Llama family's ``STACKED_PARAMS`` (the models plinth fuses;
+    vLLM's ``packed_modules_mapping``): ``{"qkv_proj": ("q_proj", "k_proj", "v_proj"), ...}``."""
+    from plinth.model.llama import STACKED_PARAMS  # here: llama builds with a BuildContext, which imports this
+
+    shards: dict[str, tuple[str, ...]] = {}
+    for fused, shard, _ in STACKED_PARAMS:
+        shards[fused] = (*shards.get(fused, ()), shard)
+    return shards
 
 
 @dataclass(frozen=True)
@@ -22,7 +30,7 @@ class FloatLayers:
         """Whether the layer at ``prefix`` stays in float. A fused layer (``qkv_proj``, ``gate_up_proj``) is
         judged by its checkpoint shards (``q_proj``, ``k_proj``, ``v_proj``), which must all agree."""
         module, _, proj = prefix.rpartition(".")
-        shards = FUSED_SHARDS.get(proj)
+        shards = fused_shards().get(proj)
         if shards is None:
             return self.lists(prefix)
         names = [f"{module}.{shard}" if module else shard for shard in shards]
