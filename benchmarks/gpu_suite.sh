@@ -29,6 +29,8 @@
 #   bash benchmarks/gpu_suite.sh round10a # KV-split sweep at batches 2-96 (CUDA graphs), then verify1
 #   bash benchmarks/gpu_suite.sh round10b # KV blocks of 32 tokens vs 16: T2, T1, T3
 #   bash benchmarks/gpu_suite.sh round13b # interpreter checks on the image's torch, fp8 kernels; warp-specialized decode GEMMs
+#   bash benchmarks/gpu_suite.sh s1       # S1 over HTTP (needs the server wheels, see README): Poisson 4, 8, 16 req/s
+#                                         # and all at once, then offline on the same prompts; Llama-3.1-8B shape
 #   bash benchmarks/gpu_suite.sh round13  # engine tests, fp8/GEMV kernels, conformance; L1: fp8 _scaled_mm vs fp8 GEMV, bf16
 #   bash benchmarks/gpu_suite.sh round12  # fp8 linear kernel + engine tests; L1, T1 with fp8 linears, T2 with fp8 + fp8 KV
 #   bash benchmarks/gpu_suite.sh round11d # the kernel checks of `all`, then T3 with bf16 and fp8 KV
@@ -60,6 +62,14 @@ kernel_checks() {  # one bf16 case of every kernel (GQA 4, head 128) and the sam
         -q -n 8 -p no:cacheprovider --durations=4 --plinth-platform=cuda \
         -k "(bfloat16 and bs16-g4 and not fp8) or (dtype0 and (split or wide or window or elementwise or gemv or write_kv or fp8_linear)) \
             or sampling_gpu or (fp8 and bs16-g4-d128-bfloat16) or fp8_kv_decode" 2>&1 | tail -8 | tee "$OUT/kernels.txt"
+}
+s1_run() {  # S1 over HTTP at ${S1_RATES:-4 8 16 inf} req/s, then offline on the at-once prompts (one server)
+    stamp "S1 at ${S1_RATES:-4 8 16 inf} req/s, then offline"
+    timeout "$(left 570)" python3 benchmarks/bench_serve_vs_offline.py --device cuda --model-shape llama-3.1-8b \
+        --num-prompts "${S1_PROMPTS:-500}" --input-len 512 --output-len 256 --rates ${S1_RATES:-4 8 16 inf} \
+        --max-model-len 2048 --server-log "$OUT/s1_server.log" --server-log-level "${S1_LOG_LEVEL:-warning}" \
+        --json "$OUT/s1.json" 2>&1 | tee "$OUT/s1.log" | grep -v '^ \|^}\|^\]'
+    stamp "done"
 }
 # `all` must end inside one 600-second device call (and leave time for the table and the archive): every stage's
 # limit is the smaller of its own and what is left of SUITE_BUDGET; a stage with under 20 s left is skipped.
@@ -97,6 +107,16 @@ if [[ $STAGE == round13b ]]; then  # the interpreter checks on the image's torch
     timeout 170 python3 benchmarks/bench_gemm_decode.py --ws --batches 200 256 --json "$OUT/gemm_ws.json" 2>&1 \
         | tee "$OUT/gemm_ws.txt" | grep -v '^{' | cut -c1-600
     stamp "done"
+fi
+if [[ $STAGE == s1 ]]; then  # S1: `plinth serve` (dummy Llama-3.1-8B, no tokenizer) under `plinth bench serve`
+    s1_run
+fi
+if [[ $STAGE == round14 ]]; then  # the engine tests (fp8 checkpoint loader fixes), then S1 at once twice + offline
+    stamp "engine tests"
+    timeout 300 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py -q -n 4 -p no:cacheprovider \
+        --plinth-platform=cuda --tb=short 2>&1 | tail -30 >"$OUT/engine_tests.txt"; tail -4 "$OUT/engine_tests.txt"
+    S1_RATES="inf inf" S1_LOG_LEVEL=info s1_run
+    grep 'engine core loop' "$OUT/s1_server.log"
 fi
 if [[ $STAGE == round13 ]]; then  # engine tests (fp8 checkpoint, fp8 linears) + fp8/GEMV kernels, conformance; L1 x3
     SUITE_BUDGET=545; SECONDS=0

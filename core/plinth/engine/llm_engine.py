@@ -37,6 +37,8 @@ class LLMEngine:
         self.model_config = ModelConfig.from_source(
             model, dtype=self._dtype(args), load_format=args.load_format,
             max_model_len=args.max_model_len, tokenizer=args.tokenizer)
+        # before the weights: a missing tokenizer should not cost a model load to find out
+        self.tokenizer = None if args.skip_tokenizer_init else load_tokenizer(self.model_config)
         config = args.engine_config(self.model_config.max_model_len)
         config = dataclasses.replace(config, quantization=self._quantization(args.quantization))
         self._check_kv_cache_dtype(config.cache.kv_cache_dtype)
@@ -47,7 +49,6 @@ class LLMEngine:
         self._seeds_supported = has_generators(self.runner.device)
         self.engine = Engine(config, self.runner,
                              async_scheduling=self.platform.capabilities.supports(Feature.ASYNC_SCHEDULING))
-        self.tokenizer = None if args.skip_tokenizer_init else load_tokenizer(self.model_config)
         eos = list(self.model_config.eos_token_ids)
         self.eos_token_id, self._extra_eos = (eos[0], eos[1:]) if eos else (None, [])
         self._groups: dict[str, RequestGroup] = {}

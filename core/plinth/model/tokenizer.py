@@ -28,6 +28,25 @@ def load_tokenizer(model_config: ModelConfig, **kwargs: Any) -> Any:
         require_gguf()
         return AutoTokenizer.from_pretrained(os.path.dirname(source) or ".", gguf_file=os.path.basename(source), **kwargs)
     if os.path.isdir(source):
-        return AutoTokenizer.from_pretrained(source, **kwargs)
+        if not _has_tokenizer_files(source):
+            raise ValueError(_no_tokenizer(source, "holds no tokenizer files (tokenizer.json, tokenizer.model, "
+                                                  "vocab.json, ...)"))
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        if len(tokenizer) <= 1:  # transformers builds an empty tokenizer from a config alone
+            raise ValueError(_no_tokenizer(source, "gives an empty tokenizer"))
+        return tokenizer
     kwargs.setdefault("local_files_only", True)
     return AutoTokenizer.from_pretrained(source, revision=model_config.revision, **kwargs)
+
+
+_TOKENIZER_FILE_PREFIXES = ("tokenizer", "vocab", "merges", "spiece", "sentencepiece")
+
+
+def _has_tokenizer_files(folder: str) -> bool:
+    return any(name.startswith(_TOKENIZER_FILE_PREFIXES) or name.endswith((".model", ".tiktoken"))
+               for name in os.listdir(folder))
+
+
+def _no_tokenizer(source: str, what: str) -> str:
+    return (f"{source} {what}: pass a tokenizer (tokenizer=<folder or .gguf>, `--tokenizer`), or work in token ids "
+            "without one (skip_tokenizer_init=True, `--skip-tokenizer-init`)")

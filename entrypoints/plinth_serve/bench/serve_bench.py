@@ -1,7 +1,9 @@
 """The load generator behind `plinth bench serve`: streaming completions over HTTP (httpx).
 
 TTFT = send -> first content chunk; TPOT = (E2E - TTFT) / (output tokens - 1); ITL = gaps
-between streamed chunks; percentiles by linear interpolation (BENCHMARKS.md).
+between streamed chunks; percentiles by linear interpolation (BENCHMARKS.md). Requests ask for
+``return_token_ids`` (vLLM's), so a chunk that carries new token ids counts as content even when
+it carries no text: servers without a tokenizer (``--skip-tokenizer-init``) stream only ids.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def make_prompts(config: BenchConfig) -> list[list[int] | str]:
 
 async def _one(client, config: BenchConfig, model: str, prompt) -> RequestResult:
     body = {"model": model, "prompt": prompt, "max_tokens": config.output_len, "min_tokens": config.output_len,
-            "ignore_eos": True, "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True}}
+            "ignore_eos": True, "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True},
+            "return_token_ids": True}
     res = RequestResult()
     start = last = time.perf_counter()
     try:
@@ -81,7 +84,8 @@ async def _one(client, config: BenchConfig, model: str, prompt) -> RequestResult
                     return res
                 if chunk.get("usage"):
                     res.output_tokens = chunk["usage"]["completion_tokens"]
-                if chunk.get("choices") and chunk["choices"][0].get("text"):
+                first = (chunk.get("choices") or [{}])[0]
+                if first.get("text") or first.get("token_ids"):
                     now = time.perf_counter()
                     if res.ttft == 0.0:
                         res.ttft = now - start
@@ -111,14 +115,16 @@ async def _run(config: BenchConfig) -> dict:
                 return await _one(client, config, model, prompt)
 
         tasks = []
-        start = time.perf_counter()
+        cpu_start, start = time.process_time(), time.perf_counter()
         for prompt in prompts:
             tasks.append(asyncio.create_task(gated(prompt)))
             if config.request_rate != float("inf"):
                 await asyncio.sleep(rng.expovariate(config.request_rate))
         results = await asyncio.gather(*tasks)
         duration = time.perf_counter() - start
-    return report(config, results, duration)
+    out = report(config, results, duration)
+    out["client_cpu_s"] = time.process_time() - cpu_start  # near duration_s: the load generator itself limits
+    return out
 
 
 def report(config: BenchConfig, results: list[RequestResult], duration: float) -> dict:

@@ -14,7 +14,7 @@ from plinth import __version__
 from plinth_serve.server import prompts as P
 from plinth_serve.server import protocol as pr
 from plinth_serve.server import responses as rs
-from plinth_serve.server.errors import error_response, install_error_handlers
+from plinth_serve.server.errors import bad_request, error_response, install_error_handlers
 from plinth_serve.server.guard import Guard
 from plinth_serve.server.serve_chat import create_chat_completion
 from plinth_serve.server.serve_completions import create_completion
@@ -89,6 +89,8 @@ def _tokenizer_routes(app: FastAPI, state: ServerState) -> None:
     async def tokenize(req: pr.TokenizeCompletionRequest | pr.TokenizeChatRequest) -> Response:
         """Token ids of a prompt, or of chat messages after the chat template."""
         P.check_model(state, req.model)
+        if state.tokenizer is None:
+            raise bad_request(f"{P.NO_TOKENIZER}: there is no tokenizer to tokenize with")
         if isinstance(req, pr.TokenizeChatRequest):
             ids = P.render_chat(state, req.messages, add_generation_prompt=req.add_generation_prompt,
                                 continue_final_message=req.continue_final_message,
@@ -100,12 +102,16 @@ def _tokenizer_routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/detokenize", responses=rs.documented(rs.DetokenizeResponse, 400, 401, 404))
     async def detokenize(req: pr.DetokenizeRequest) -> Response:
         P.check_model(state, req.model)
+        if state.tokenizer is None:
+            raise bad_request(f"{P.NO_TOKENIZER}: there is no tokenizer to detokenize with")
         ids = P.check_token_ids(state, req.tokens, "tokens")
         return _json({"prompt": state.tokenizer.decode(ids)})
 
-    @app.get("/tokenizer_info", responses=rs.documented(rs.TokenizerInfo, 401))
+    @app.get("/tokenizer_info", responses=rs.documented(rs.TokenizerInfo, 400, 401))
     async def tokenizer_info() -> Response:
         """What a client needs to tokenize like the server (lm-eval's tokenizer backend)."""
+        if state.tokenizer is None:
+            raise bad_request(f"{P.NO_TOKENIZER}: there is no tokenizer to describe")
         tok = state.tokenizer
         return _json({"tokenizer_class": type(tok).__name__, "eos_token": tok.eos_token, "bos_token": tok.bos_token,
                       "pad_token": tok.pad_token, "unk_token": tok.unk_token,

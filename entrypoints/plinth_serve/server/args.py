@@ -13,6 +13,8 @@ from plinth_serve.server.limits import Limits
 class ServerArgs:
     model: str | None = None  # HF folder, cached hub id or .gguf; None = the default model (SmolLM2-135M)
     device: str | None = None  # platform name; None = $PLINTH_DEVICE or the best available
+    tokenizer: str | None = None  # tokenizer source when it differs from the model
+    skip_tokenizer_init: bool = False  # no tokenizer: token-id prompts only, outputs as token ids (return_token_ids)
     host: str = "127.0.0.1"  # loopback by default: exposing the server is an explicit choice
     port: int = 8000
     api_keys: tuple[str, ...] = ()  # accepted keys; empty = no authentication
@@ -36,7 +38,8 @@ class ServerArgs:
     log_level: str = "info"
 
     def engine_args(self) -> EngineArgs:
-        return EngineArgs(model=self.model, device=self.device, dtype=self.dtype, seed=self.seed,
+        return EngineArgs(model=self.model, device=self.device, tokenizer=self.tokenizer,
+                          skip_tokenizer_init=self.skip_tokenizer_init, dtype=self.dtype, seed=self.seed,
                           load_format=self.load_format, max_model_len=self.max_model_len,
                           max_num_seqs=self.max_num_seqs, max_num_batched_tokens=self.max_num_batched_tokens,
                           enable_prefix_caching=self.enable_prefix_caching, admission=self.admission,

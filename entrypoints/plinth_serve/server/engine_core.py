@@ -55,6 +55,8 @@ def serve_engine(conn: Connection, engine: Any) -> None:
         logger.exception("engine step failed")
         _send(conn, ipc.Fatal(f"engine step failed: {type(exc).__name__}: {exc}"))
         raise
+    finally:
+        logger.info("engine core loop: %s", core.timing.report())
 
 
 def _send(conn: Connection, msg: Any) -> None:
@@ -64,9 +66,25 @@ def _send(conn: Connection, msg: Any) -> None:
         pass
 
 
+@dataclasses.dataclass
+class LoopTiming:
+    """Where the engine-core loop's host time went while it had work (logged at exit)."""
+
+    steps: int = 0
+    inbox_s: float = 0.0  # receiving and adding requests, aborts
+    step_s: float = 0.0  # LLMEngine.step()
+    outputs_s: float = 0.0  # building the deltas and the stats
+    send_s: float = 0.0  # encoding and writing them to the pipe (blocks while the HTTP process lags)
+
+    def report(self) -> str:
+        return (f"{self.steps} steps; inbox {self.inbox_s:.2f} s, step {self.step_s:.2f} s, "
+                f"outputs {self.outputs_s:.2f} s, send {self.send_s:.2f} s")
+
+
 class _Core:
     def __init__(self, conn: Connection, engine: Any) -> None:
         self.conn, self.engine = conn, engine
+        self.timing = LoopTiming()
         self.arrivals: dict[str, float] = {}  # request id -> arrival, until first scheduled
         self.queue_times: dict[str, float] = {}  # request id -> seconds queued, until sent
         self.done: dict[str, set[int]] = {}  # request id -> completions (n > 1) already reported finished
@@ -75,20 +93,33 @@ class _Core:
         self.running = True
 
     def run(self) -> None:
+        timing, clock = self.timing, time.perf_counter
         while self.running:
             busy = self.engine.has_unfinished_requests()
+            t0 = clock()
             if self.conn.poll(0 if busy else _IDLE_POLL_S):
+                t0 = clock()
                 self._drain_inbox()
+            t1 = clock()
             deltas = []
             if self.engine.has_unfinished_requests():
                 step_start = time.monotonic()
                 outputs = self.engine.step()
+                t2 = clock()
                 self._note_scheduled(step_start)
                 deltas = [self._delta(out) for out in outputs]
+                timing.steps += 1
+                timing.inbox_s += t1 - t0
+                timing.step_s += t2 - t1
+                t1 = t2
             stats = self._stats()
+            t3 = clock()
             if deltas or stats != self.last_stats:
                 self.last_stats = stats
                 _send(self.conn, ipc.Outputs(deltas, stats))
+            if deltas:
+                timing.outputs_s += t3 - t1
+                timing.send_s += clock() - t3
 
     def _drain_inbox(self) -> None:
         while self.conn.poll(0):

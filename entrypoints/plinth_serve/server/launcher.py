@@ -23,13 +23,15 @@ _EXIT_GRACE_S = 2.0  # after engine death: time for in-flight requests to get th
 
 
 def load_tokenizer(args: ServerArgs) -> Any:
-    """The HF tokenizer, as the engine loads it (same source, no network)."""
+    """The HF tokenizer, as the engine loads it (same source, no network); None with --skip-tokenizer-init."""
+    if args.skip_tokenizer_init:
+        return None
     from plinth.model.default_model import default_model_path
     from plinth.model.model_config import ModelConfig
     from plinth.model.tokenizer import load_tokenizer as core_load_tokenizer
 
     config = ModelConfig.from_source(args.model or default_model_path(), load_format=args.load_format,
-                                     max_model_len=args.max_model_len)
+                                     max_model_len=args.max_model_len, tokenizer=args.tokenizer)
     return core_load_tokenizer(config)
 
 

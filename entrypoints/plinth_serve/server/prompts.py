@@ -11,6 +11,19 @@ if TYPE_CHECKING:
     from plinth_serve.server.state import ServerState
 
 
+#: the start of every error about what a server without a tokenizer cannot do
+NO_TOKENIZER = "this server runs without a tokenizer (--skip-tokenizer-init)"
+
+
+def check_needs_tokenizer(state: ServerState, wants: dict[str, bool]) -> None:
+    """400 for the first field set in ``wants`` (name -> is it set) when the server has no tokenizer."""
+    if state.tokenizer is not None:
+        return
+    for param, wanted in wants.items():
+        if wanted:
+            raise bad_request(f"{NO_TOKENIZER}: `{param}` needs one (token texts); leave it unset", param)
+
+
 def check_model(state: ServerState, model: str | None) -> str:
     """The served name to report; 404 for a name we do not serve (omitted = the served model)."""
     if model is None or model == "":
@@ -31,6 +44,8 @@ def completion_prompts(state: ServerState, prompt: str | list) -> list[tuple[str
     out = []
     for item in items:
         if isinstance(item, str):
+            if state.tokenizer is None:
+                raise bad_request(f"{NO_TOKENIZER}: send the prompt as token ids", "prompt")
             out.append((item, list(state.tokenizer(item, add_special_tokens=True).input_ids)))
         else:
             out.append((None, check_token_ids(state, item, "prompt")))
@@ -57,6 +72,9 @@ def render_chat(state: ServerState, messages: list[ChatMessage], *, add_generati
     if continue_final_message and messages[-1].role != "assistant":
         raise bad_request("continue_final_message needs the last message to be the assistant's",
                           "continue_final_message")
+    if state.tokenizer is None:
+        raise bad_request(f"{NO_TOKENIZER}: chat needs its chat template; send token ids to /v1/completions",
+                          "messages")
     conversation = [_as_template_message(m) for m in messages]
     kwargs = template_kwargs.model_dump(exclude_none=True) if template_kwargs else {}
     try:

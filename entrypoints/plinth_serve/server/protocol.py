@@ -57,6 +57,9 @@ class SamplingFields(BaseModel):
     spaces_between_special_tokens: bool = True
     prompt_logprobs: int | None = Field(None, ge=0, le=L.max_logprobs)
     priority: int = Field(0, ge=-(2**31), le=2**31 - 1, description="Lower runs first (policy 'priority').")
+    return_token_ids: bool = Field(False, description="vLLM's: also return token ids, the prompt's "
+                                   "(`prompt_token_ids`) and the output's (`token_ids`); streamed, the prompt's "
+                                   "come in the first chunk and each chunk carries its new tokens' ids.")
 
 
 class CompletionRequest(SamplingFields):

@@ -45,6 +45,9 @@ class CompletionChoice(BaseModel):
     stop_reason: int | str | None = None
     # vLLM's extension, with `prompt_logprobs: k`: per prompt token (the first is null), token id -> logprob
     prompt_logprobs: list[dict[str, PromptLogprob] | None] | None = None
+    # vLLM's extension, with `return_token_ids: true`
+    prompt_token_ids: list[int] | None = None
+    token_ids: list[int] | None = None
 
 
 class CompletionResponse(BaseModel):
@@ -81,6 +84,7 @@ class ChatChoice(BaseModel):
     logprobs: ChatLogprobs | None = None
     finish_reason: Literal["stop", "length"] | None = None
     stop_reason: int | str | None = None
+    token_ids: list[int] | None = None  # vLLM's, with `return_token_ids: true`
 
 
 class ChatCompletionResponse(BaseModel):
@@ -90,6 +94,7 @@ class ChatCompletionResponse(BaseModel):
     model: str
     choices: list[ChatChoice]
     usage: Usage | None = None
+    prompt_token_ids: list[int] | None = None  # vLLM's, with `return_token_ids: true`
 
 
 class ModelCard(BaseModel):

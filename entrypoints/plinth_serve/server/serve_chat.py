@@ -32,15 +32,18 @@ async def create_chat_completion(state: ServerState, req: ChatCompletionRequest,
     params = sampling_params(req, max_tokens=max_tokens, logprobs=chat_logprobs(req))
     job = S.submit(state, "chatcmpl", model, [(ids, params)], req.priority)
     if req.stream:
-        return StreamingResponse(S.sse_stream(job, lambda: _chunks(job, req)), media_type="text/event-stream")
+        return StreamingResponse(S.sse_stream(job, lambda: _chunks(job, req, ids)), media_type="text/event-stream")
     choices = await S.until_disconnect(raw, S.fold(job))
     k = req.top_logprobs or 0
     body = {"id": job.id, "object": "chat.completion", "created": job.created, "model": job.model,
             "choices": [{"index": c.index, "message": {"role": "assistant", "content": "".join(c.text)},
                          "logprobs": _logprobs(c.logprobs, k) if req.logprobs else None,
-                         "finish_reason": S.finish_reason(c.finish_reason), "stop_reason": c.stop_reason}
+                         "finish_reason": S.finish_reason(c.finish_reason), "stop_reason": c.stop_reason,
+                         **({"token_ids": c.token_ids} if req.return_token_ids else {})}
                         for c in choices],
-            "usage": S.usage(job, sum(c.num_tokens for c in choices))}
+            "usage": S.usage(job, sum(len(c.token_ids) for c in choices))}
+    if req.return_token_ids:
+        body["prompt_token_ids"] = ids
     return Response(msgspec.json.encode(body), media_type="application/json")
 
 
@@ -57,25 +60,28 @@ def _logprobs(rows: list[ipc.TokenLogprobs], k: int) -> dict:
     return {"content": content}
 
 
-async def _chunks(job: S.Job, req: ChatCompletionRequest) -> AsyncIterator[bytes]:
+async def _chunks(job: S.Job, req: ChatCompletionRequest, prompt_ids: list[int]) -> AsyncIterator[bytes]:
     opts = req.stream_options
     include_usage = bool(opts and opts.include_usage)
     continuous = bool(opts and opts.continuous_usage_stats)
     head = {"id": job.id, "object": "chat.completion.chunk", "created": job.created, "model": job.model}
     k = req.top_logprobs or 0
     extra = {"usage": None} if include_usage and not continuous else {}
-    for index in range(job.n):
+    for index in range(job.n):  # the prompt's ids (return_token_ids) ride on the first chunk
+        ids = {"prompt_token_ids": prompt_ids} if req.return_token_ids and index == 0 else {}
         yield S.sse({**head, "choices": [{"index": index, "delta": {"role": "assistant", "content": ""},
-                                          "logprobs": None, "finish_reason": None}], **extra})
+                                          "logprobs": None, "finish_reason": None}], **extra, **ids})
     generated = 0
     async for _, delta in S.merged(job):
         for c in delta.completions:
             generated += len(c.token_ids)
-            if not (c.text or c.finish_reason or c.logprobs):
+            if not (c.text or c.finish_reason or c.logprobs or (req.return_token_ids and c.token_ids)):
                 continue
             choice = {"index": c.index, "delta": {"content": c.text} if c.text else {},
                       "logprobs": _logprobs(c.logprobs or [], k) if req.logprobs else None,
                       "finish_reason": S.finish_reason(c.finish_reason)}
+            if req.return_token_ids:
+                choice["token_ids"] = c.token_ids
             if c.finish_reason is not None:
                 choice["stop_reason"] = c.stop_reason
             chunk = {**head, "choices": [choice]}

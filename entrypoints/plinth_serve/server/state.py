@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 @dataclass
 class ServerState:
     client: EngineClient  # the engine core's pipe
-    tokenizer: Any  # the HF tokenizer (tokenization happens in the HTTP process)
+    tokenizer: Any  # the HF tokenizer (tokenization happens in the HTTP process); None: --skip-tokenizer-init
     served_names: list[str]  # names `model` may take; the first is reported
     metrics: ServerMetrics
     created: int  # unix time the model was loaded (/v1/models)
@@ -34,4 +34,4 @@ class ServerState:
 
     @property
     def vocab_size(self) -> int:
-        return (self.client.ready.vocab_size if self.client.ready else 0) or len(self.tokenizer)
+        return (self.client.ready.vocab_size if self.client.ready else 0) or len(self.tokenizer or ())

@@ -31,7 +31,7 @@ class Choice:
 
     index: int
     text: list[str] = field(default_factory=list)
-    num_tokens: int = 0
+    token_ids: list[int] = field(default_factory=list)
     logprobs: list[ipc.TokenLogprobs] = field(default_factory=list)
     prompt_logprobs: list[ipc.TokenLogprobs | None] | None = None  # when asked (echo + logprobs, prompt_logprobs)
     finish_reason: str | None = None
@@ -117,7 +117,7 @@ async def fold(job: Job) -> list[Choice]:
         for c in delta.completions:
             choice = choices[p * job.n + c.index]
             choice.text.append(c.text)
-            choice.num_tokens += len(c.token_ids)
+            choice.token_ids.extend(c.token_ids)
             if c.logprobs:
                 choice.logprobs.extend(c.logprobs)
             if c.finish_reason is not None:
