@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--max-model-len", type=int, default=512)
     parser.add_argument("--max-num-seqs", type=int, default=256)
     parser.add_argument("--max-num-batched-tokens", type=int, default=8192, help="`plinth serve`'s default.")
+    parser.add_argument("--client-workers", type=int, default=1, help="Load-generator processes.")
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--server-log", default="serve_bench_server.log")
     parser.add_argument("--server-log-level", default="warning", help="info adds the engine-core loop's timing.")
@@ -140,7 +141,8 @@ def main() -> None:
     opts = engine_options(args)
     vocab = 10000
     configs = [BenchConfig(num_prompts=args.num_prompts, input_len=args.input_len, output_len=args.output_len,
-                           request_rate=rate, seed=i, vocab_size=vocab) for i, rate in enumerate(args.rates)]
+                           request_rate=rate, seed=i, vocab_size=vocab, num_workers=args.client_workers)
+               for i, rate in enumerate(args.rates)]
     srv = serving(configs, opts, args.port, args.server_log, args.server_log_level)
     result = {"machine": f"{platform.processor() or platform.machine()}, {platform.node()}",
               "workload": {"num_prompts": args.num_prompts, "input_len": args.input_len,

@@ -68,6 +68,7 @@ s1_run() {  # S1 over HTTP at ${S1_RATES:-4 8 16 inf} req/s, then offline on the
     timeout "$(left 570)" python3 benchmarks/bench_serve_vs_offline.py --device cuda --model-shape llama-3.1-8b \
         --num-prompts "${S1_PROMPTS:-500}" --input-len 512 --output-len 256 --rates ${S1_RATES:-4 8 16 inf} \
         --max-model-len 2048 --server-log "$OUT/s1_server.log" --server-log-level "${S1_LOG_LEVEL:-warning}" \
+        --client-workers "${S1_CLIENT_WORKERS:-4}" \
         --json "$OUT/s1.json" 2>&1 | tee "$OUT/s1.log" | grep -v '^ \|^}\|^\]'
     stamp "done"
 }

@@ -13,25 +13,9 @@ import torch
 import transformers
 from server_process import ServerProcess, free_port
 
-from plinth_serve.bench.serve_bench import BenchConfig, run_bench
-from tests.e2e.conftest import save_tiny_model
 from tests.e2e.greedy_oracle import assert_same_greedy, hf_greedy
 
 PROMPTS = [[5, 17, 42, 99, 3, 250, 7], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]]
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    """A tiny random Llama saved by transformers: config and safetensors, no tokenizer files."""
-    return save_tiny_model("llama", tmp_path_factory.mktemp("no-tokenizer"))
-
-
-@pytest.fixture(scope="module")
-def bare_server(tiny_folder):
-    proc = ServerProcess(str(tiny_folder), "--skip-tokenizer-init", "--dtype", "float32", api_key=None,
-                         max_model_len=256).wait_ready()
-    yield proc
-    proc.stop()
 
 
 def _post(server, path: str, body: dict) -> httpx.Response:
@@ -99,15 +83,6 @@ def test_what_needs_a_tokenizer_is_a_400_that_says_so(bare_server, path, body, p
 def test_tokenizer_info_is_a_400_without_a_tokenizer(bare_server):
     resp = httpx.get(bare_server.url + "/tokenizer_info", timeout=30)
     assert resp.status_code == 400 and "without a tokenizer" in resp.json()["error"]["message"]
-
-
-def test_bench_serve_times_token_id_chunks(bare_server):
-    """Every token arrives in a chunk with ids and no text: TTFT and one ITL per later token are measured."""
-    out = run_bench(BenchConfig(base_url=bare_server.url, num_prompts=3, input_len=8, output_len=5, vocab_size=256))
-    assert out["completed"] == 3 and out["failed"] == 0
-    assert out["total_output_tokens"] == 15
-    assert out["ttft"]["p50_ms"] > 0 and out["itl"]["p50_ms"] > 0
-    assert out["tpot"]["p50_ms"] > 0
 
 
 def test_return_token_ids_match_the_text_with_a_tokenizer(server):

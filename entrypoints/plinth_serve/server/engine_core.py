@@ -56,7 +56,8 @@ def serve_engine(conn: Connection, engine: Any) -> None:
         _send(conn, ipc.Fatal(f"engine step failed: {type(exc).__name__}: {exc}"))
         raise
     finally:
-        logger.info("engine core loop: %s", core.timing.report())
+        if core.timing.steps:
+            logger.info("engine core loop: %s", core.timing.report())
 
 
 def _send(conn: Connection, msg: Any) -> None:
@@ -76,9 +77,11 @@ class LoopTiming:
     outputs_s: float = 0.0  # building the deltas and the stats
     send_s: float = 0.0  # encoding and writing them to the pipe (blocks while the HTTP process lags)
 
+    start: float = 0.0  # the spell's first step
+
     def report(self) -> str:
-        return (f"{self.steps} steps; inbox {self.inbox_s:.2f} s, step {self.step_s:.2f} s, "
-                f"outputs {self.outputs_s:.2f} s, send {self.send_s:.2f} s")
+        return (f"{self.steps} steps in {time.perf_counter() - self.start:.2f} s; inbox {self.inbox_s:.2f} s, "
+                f"step {self.step_s:.2f} s, outputs {self.outputs_s:.2f} s, send {self.send_s:.2f} s")
 
 
 class _Core:
@@ -96,6 +99,9 @@ class _Core:
         timing, clock = self.timing, time.perf_counter
         while self.running:
             busy = self.engine.has_unfinished_requests()
+            if not busy and timing.steps:  # a busy spell ended: say where its host time went
+                logger.info("engine core loop: %s", timing.report())
+                timing = self.timing = LoopTiming()
             t0 = clock()
             if self.conn.poll(0 if busy else _IDLE_POLL_S):
                 t0 = clock()
@@ -108,6 +114,8 @@ class _Core:
                 t2 = clock()
                 self._note_scheduled(step_start)
                 deltas = [self._delta(out) for out in outputs]
+                if not timing.steps:
+                    timing.start = t0
                 timing.steps += 1
                 timing.inbox_s += t1 - t0
                 timing.step_s += t2 - t1
