@@ -112,6 +112,24 @@ fi
 if [[ $STAGE == s1 ]]; then  # S1: `plinth serve` (dummy Llama-3.1-8B, no tokenizer) under `plinth bench serve`
     s1_run
 fi
+if [[ $STAGE == round14c ]]; then  # async scheduling with prefix caching: GPU tests, then S1 (server default: both on)
+    stamp "engine tests + async = sync on cuda"
+    PLINTH_TEST_DEVICE=cuda timeout 200 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py \
+        tests/core/runner/test_async_scheduling.py -q -n 4 -p no:cacheprovider --plinth-platform=cuda --tb=short 2>&1 \
+        | tail -30 >"$OUT/engine_tests.txt"; tail -4 "$OUT/engine_tests.txt"
+    S1_LOG_LEVEL=info s1_run
+    grep 'engine core loop' "$OUT/s1_server.log"
+fi
+if [[ $STAGE == round14b ]]; then  # small-batch decode (S1's batches): linears per step by M, T1 at 8/16/32 requests
+    stamp "decode linears by batch"
+    timeout 150 python3 benchmarks/bench_gemm_decode.py --blas-only --batches 1 4 8 16 32 64 \
+        --json "$OUT/gemm_small_m.json" 2>&1 | tail -12
+    for n in 8 16 32; do
+        stamp "T1 with $n requests"; BENCH_TIMEOUT=100 bench "t1_n$n" throughput --workload T1 --num-requests $n
+        grep -h '"output_tok_s"\|"elapsed_s"\|runner_host_ms\|device_wait_ms\|"count"' "$OUT/plinth_t1_n$n.json"
+    done
+    stamp "done"
+fi
 if [[ $STAGE == round14 ]]; then  # the engine tests (fp8 checkpoint loader fixes), then S1 at once twice + offline
     stamp "engine tests"
     timeout 300 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py -q -n 4 -p no:cacheprovider \

@@ -26,8 +26,7 @@ class Engine:
     With ``async_scheduling`` a step launches step N (``executor.execute_async``, which
     returns a handle at once), then applies step N-1's samples (``handle.result()`` and
     ``Scheduler.update``) while N runs: outputs lag one step, and the host's scheduling
-    and bookkeeping overlap the device's work. It needs prefix caching off, and falls
-    back to plain steps while any request needs its full output history when it samples
+    and bookkeeping overlap the device's work. It falls back to plain steps while any request needs its full output history when it samples
     (penalties, bad words, min_tokens, logits processors): see ``needs_output_history``.
     """
 
@@ -37,7 +36,7 @@ class Engine:
         self.executor = executor
         self.max_model_len = _resolve_max_model_len(config, executor.num_kv_blocks)
         self.kv_cache = KVCacheManager(executor.num_kv_blocks, cache.block_size, cache.enable_prefix_caching)
-        self.async_scheduling = async_scheduling and not cache.enable_prefix_caching
+        self.async_scheduling = async_scheduling
         self.scheduler = Scheduler(sched, self.kv_cache, self.max_model_len, self.async_scheduling)
         self._in_flight: tuple[SchedulerOutput, StepHandle] | None = None  # async: the step launched last
         self._history_ids: set[str] = set()  # unfinished requests that force plain steps

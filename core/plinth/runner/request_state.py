@@ -18,10 +18,12 @@ _serials = itertools.count()
 
 def needs_output_history(params: SamplingParams) -> bool:
     """Whether sampling this request reads its output tokens so far (penalties, bad words,
-    min_tokens, logits processors): its metadata is rebuilt every step, and under async
-    scheduling no token of it may be pending when a step is planned."""
+    min_tokens that ban something, logits processors): its metadata is rebuilt every step, and
+    under async scheduling no token of it may be pending when a step is planned. ``min_tokens``
+    with ``ignore_eos`` and no ``stop_token_ids`` bans nothing (benchmarks send it so)."""
+    bans_until_min = params.min_tokens and (not params.ignore_eos or params.stop_token_ids)
     return bool(params.presence_penalty or params.frequency_penalty or params.repetition_penalty != 1.0
-                or params.bad_words or params.min_tokens or params.logits_processors)
+                or params.bad_words or bans_until_min or params.logits_processors)
 
 
 @dataclass

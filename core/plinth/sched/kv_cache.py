@@ -117,8 +117,11 @@ class KVCacheManager:
             new_blocks = self.pool.take(need)
             table.extend(new_blocks)
             new_block_ids = [block.block_id for block in new_blocks]
-        if self.enable_prefix_caching and total // bs > self._num_cached_blocks[rid]:
-            self._cache_full_blocks(request, table, total // bs)
+        # only blocks of known tokens are hashed: under async scheduling the last slot may hold a sampled token
+        # still on its way (a placeholder), and its block is cached at the next allocation, one step later
+        num_full = min(total, len(request.all_token_ids)) // bs
+        if self.enable_prefix_caching and num_full > self._num_cached_blocks[rid]:
+            self._cache_full_blocks(request, table, num_full)
         return new_block_ids
 
     def _cache_full_blocks(self, request: Request, table: list[KVBlock], num_full: int) -> None:

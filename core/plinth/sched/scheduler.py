@@ -42,14 +42,12 @@ class Scheduler:
     advance at schedule time, and a request whose step samples holds one *pending*
     output token (a placeholder: the runner feeds the sampled id from the device) until
     ``update()`` appends it. A request that finishes in ``update()`` may already be
-    scheduled in the step in flight; that step's token for it is discarded.
-    Needs prefix caching off (a block completed by a placeholder cannot be hashed yet).
+    scheduled in the step in flight; that step's token for it is discarded. With prefix
+    caching, a block completed by a placeholder is hashed a step later, once its token is known.
     """
 
     def __init__(self, config: SchedulerConfig, kv_cache: KVCacheManager, max_model_len: int,
                  async_scheduling: bool = False) -> None:
-        if async_scheduling and kv_cache.enable_prefix_caching:
-            raise ValueError("async scheduling needs prefix caching off; turn one of them off")
         self.async_scheduling = async_scheduling
         self._pending: dict[str, int] = {}  # request id -> sampled tokens not yet update()d (async only)
         self.max_num_seqs = config.max_num_seqs
