@@ -271,7 +271,7 @@ class Scheduler:
                 any_finished = True
                 if preempted:
                     self.waiting.remove(request)
-                self._release(request)
+                self._release(request, runner_holds_it=not preempted)
             outputs.append(EngineOutput(
                 rid, new_token_ids, request.finish_reason if finished else None, request.stop_reason,
                 None if logprobs is None else logprobs[i],
@@ -281,13 +281,15 @@ class Scheduler:
             self.running = [r for r in self.running if r.status is _RUNNING]
         return outputs
 
-    def _release(self, request: Request) -> None:
+    def _release(self, request: Request, runner_holds_it: bool = True) -> None:
+        """Forget a finished request; the runner is told to drop it unless a preemption already did."""
         if self.forecast is not None:
             self.forecast.observe_finished(request)
         self._pending.pop(request.request_id, None)
         del self.requests[request.request_id]
         self.kv_cache.free(request)
-        self._finished_req_ids.add(request.request_id)
+        if runner_holds_it:
+            self._finished_req_ids.add(request.request_id)
 
 
 def _append_tokens(request: Request, token_ids: list[int], max_model_len: int) -> tuple[list[int], bool]:

@@ -78,30 +78,43 @@ async def _one(client, config: BenchConfig, model: str, prompt) -> RequestResult
                 return res
             buffer = b""
             async for data in resp.aiter_bytes():
-                events = (buffer + data).split(b"\n\n")
+                # SSE allows CRLF line ends; a CR left at the end pairs with the next read's LF
+                events = (buffer + data).replace(b"\r\n", b"\n").split(b"\n\n")
                 buffer = events.pop()  # an event cut by the read is completed by the next one
                 for event in events:
-                    if not event.startswith(b"data: ") or event == b"data: [DONE]":
-                        continue
-                    chunk = _decode(event[6:])
-                    if "error" in chunk:
-                        res.error = chunk["error"].get("message", "error")
+                    last = _take(event, res, start, last)
+                    if res.error:
                         return res
-                    if chunk.get("usage"):
-                        res.output_tokens = chunk["usage"]["completion_tokens"]
-                    first = (chunk.get("choices") or [{}])[0]
-                    if first.get("text") or first.get("token_ids"):
-                        now = time.perf_counter()
-                        if res.ttft == 0.0:
-                            res.ttft = now - start
-                        else:
-                            res.itl.append(now - last)
-                        last = now
+            if buffer.strip():
+                _take(buffer.replace(b"\r\n", b"\n").strip(), res, start, last)
         res.e2e = time.perf_counter() - start
-        res.ok = True
+        if not res.error and res.ttft == 0.0:
+            res.error = "the stream carried no tokens"
+        res.ok = not res.error
     except Exception as exc:  # the benchmark records failures rather than stopping
         res.error = f"{type(exc).__name__}: {exc}"
     return res
+
+
+def _take(event: bytes, res: RequestResult, start: float, last: float) -> float:
+    """Apply one SSE event to ``res``; returns the time of the last content chunk."""
+    if not event.startswith(b"data: ") or event == b"data: [DONE]":
+        return last
+    chunk = _decode(event[6:])
+    if "error" in chunk:
+        res.error = chunk["error"].get("message", "error")
+        return last
+    if chunk.get("usage"):
+        res.output_tokens = chunk["usage"]["completion_tokens"]
+    first = (chunk.get("choices") or [{}])[0]
+    if first.get("text") or first.get("token_ids"):
+        now = time.perf_counter()
+        if res.ttft == 0.0:
+            res.ttft = now - start
+        else:
+            res.itl.append(now - last)
+        return now
+    return last
 
 
 def _decode(data: bytes) -> dict:
@@ -123,20 +136,29 @@ def arrival_offsets(config: BenchConfig) -> list[float]:
     return out
 
 
-async def _send_part(config: BenchConfig, model: str, part: list[int], start_at: float) -> list[RequestResult]:
-    """Send the requests ``part`` (indices) at their arrival times after ``start_at`` (time.monotonic())."""
+def _slots(config: BenchConfig, workers: int) -> list[int]:
+    """Requests each worker may have in flight: ``max_concurrency`` split exactly (no worker gets none)."""
+    cap = config.max_concurrency or config.num_prompts
+    return [cap // workers + (w < cap % workers) for w in range(workers)]
+
+
+async def _send_part(config: BenchConfig, model: str, part: list[int], slots: int,
+                     wait_for_start) -> tuple[list[RequestResult], float]:
+    """Send the requests ``part`` (indices) at their arrival times. Set-up (prompts, client) comes first;
+    then ``wait_for_start()`` gives the common start (time.monotonic()). Returns the results and that start."""
     import httpx
 
     prompts, offsets = make_prompts(config), arrival_offsets(config)
     headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(base_url=config.base_url, headers=headers, timeout=None, limits=limits) as client:
-        gate = asyncio.Semaphore(max(1, -(-(config.max_concurrency or len(prompts)) // config.num_workers)))
+        gate = asyncio.Semaphore(slots)
 
         async def gated(i: int) -> RequestResult:
             async with gate:
                 return await _one(client, config, model, prompts[i])
 
+        start_at = wait_for_start()
         tasks = []
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
         for i in part:
@@ -144,14 +166,18 @@ async def _send_part(config: BenchConfig, model: str, part: list[int], start_at:
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(gated(i)))
-        return await asyncio.gather(*tasks)
+        return await asyncio.gather(*tasks), start_at
 
 
-def _worker(config: BenchConfig, model: str, part: list[int], go, results) -> None:
-    """A load-generator process: waits for the common start time, then sends its share."""
+def _worker(config: BenchConfig, model: str, part: list[int], slots: int, ready, go, results) -> None:
+    """A load-generator process: sets up, says it is ready, waits for the common start time, sends its share."""
     cpu = time.process_time()
-    start_at = go.get()
-    out = asyncio.run(_send_part(config, model, part, start_at))
+
+    def wait_for_start() -> float:
+        ready.put(True)
+        return go.get()
+
+    out, _ = asyncio.run(_send_part(config, model, part, slots, wait_for_start))
     results.put((part, out, time.monotonic(), time.process_time() - cpu))
 
 
@@ -165,36 +191,64 @@ def _served_model(config: BenchConfig) -> str:
 
 
 def run_bench(config: BenchConfig) -> dict:
-    """Send every request (from ``num_workers`` processes, request i from process i mod num_workers) and report."""
-    import multiprocessing as mp
+    """Send every request (from up to ``num_workers`` processes, request i from process i mod workers) and report.
 
+    Never more workers than requests or than ``max_concurrency`` allows, so every worker has a slot."""
     model = _served_model(config)
-    parts = [list(range(w, config.num_prompts, config.num_workers)) for w in range(config.num_workers)]
-    if config.num_workers == 1:
-        cpu, start_at = time.process_time(), time.monotonic()
-        results = asyncio.run(_send_part(config, model, parts[0], start_at))
+    workers = max(1, min(config.num_workers, config.num_prompts, config.max_concurrency or config.num_prompts))
+    parts = [list(range(w, config.num_prompts, workers)) for w in range(workers)]
+    slots = _slots(config, workers)
+    if workers == 1:
+        cpu = time.process_time()
+        results, start_at = asyncio.run(_send_part(config, model, parts[0], slots[0], time.monotonic))
         end, cpu = time.monotonic(), time.process_time() - cpu
     else:
-        ctx = mp.get_context("spawn")
-        go, queue = ctx.Queue(), ctx.Queue()
-        procs = [ctx.Process(target=_worker, args=(config, model, part, go, queue), daemon=True) for part in parts]
-        for p in procs:
-            p.start()
-        start_at = time.monotonic() + 2.0  # the workers import and open their clients meanwhile
+        results, start_at, end, cpu = _run_workers(config, model, parts, slots)
+    out = report(config, results, end - start_at)
+    out["client_cpu_s"] = cpu  # near duration_s times the workers: the load generator itself limits
+    return out
+
+
+def _run_workers(config: BenchConfig, model: str, parts: list[list[int]], slots: list[int]):
+    import multiprocessing as mp
+    import queue
+
+    ctx = mp.get_context("spawn")
+    ready, go, done = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(config, model, part, n, ready, go, done), daemon=True)
+             for part, n in zip(parts, slots, strict=True)]
+    for p in procs:
+        p.start()
+    try:
+        for _ in procs:
+            _get(ready, procs, queue.Empty)
+        start_at = time.monotonic() + 0.05
         for _ in procs:
             go.put(start_at)
         by_index: dict[int, RequestResult] = {}
         end, cpu = start_at, 0.0
         for _ in procs:
-            part, out, worker_end, worker_cpu = queue.get()
+            part, out, worker_end, worker_cpu = _get(done, procs, queue.Empty)
             by_index.update(zip(part, out, strict=True))
             end, cpu = max(end, worker_end), cpu + worker_cpu
+    finally:
         for p in procs:
-            p.join()
-        results = [by_index[i] for i in range(config.num_prompts)]
-    out = report(config, results, end - start_at)
-    out["client_cpu_s"] = cpu  # near duration_s times num_workers: the load generator itself limits
-    return out
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+    return [by_index[i] for i in range(config.num_prompts)], start_at, end, cpu
+
+
+def _get(q, procs, empty):
+    """The next message on ``q``; a clear error, not a hang, if a worker dies first."""
+    while True:
+        try:
+            return q.get(timeout=1.0)
+        except empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"a load-generator worker died (exit code {dead[0]}); "
+                                   "run with --num-workers 1 to see its error") from None
 
 
 def report(config: BenchConfig, results: list[RequestResult], duration: float) -> dict:
