@@ -26,7 +26,8 @@ class Engine:
     With ``async_scheduling`` a step launches step N (``executor.execute_async``, which
     returns a handle at once), then applies step N-1's samples (``handle.result()`` and
     ``Scheduler.update``) while N runs: outputs lag one step, and the host's scheduling
-    and bookkeeping overlap the device's work. It falls back to plain steps while any request needs its full output history when it samples
+    and bookkeeping overlap the device's work. It falls back to plain steps while any
+    request needs its full output history when it samples
     (penalties, bad words, min_tokens, logits processors): see ``needs_output_history``.
     """
 

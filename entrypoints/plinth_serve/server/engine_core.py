@@ -69,14 +69,13 @@ def _send(conn: Connection, msg: Any) -> None:
 
 @dataclasses.dataclass
 class LoopTiming:
-    """Where the engine-core loop's host time went while it had work (logged at exit)."""
+    """Where the engine-core loop's host time went in one busy spell (logged at info when the spell ends)."""
 
     steps: int = 0
     inbox_s: float = 0.0  # receiving and adding requests, aborts
     step_s: float = 0.0  # LLMEngine.step()
     outputs_s: float = 0.0  # building the deltas and the stats
     send_s: float = 0.0  # encoding and writing them to the pipe (blocks while the HTTP process lags)
-
     start: float = 0.0  # the spell's first step
 
     def report(self) -> str:
