@@ -112,6 +112,15 @@ fi
 if [[ $STAGE == s1 ]]; then  # S1: `plinth serve` (dummy Llama-3.1-8B, no tokenizer) under `plinth bench serve`
     s1_run
 fi
+if [[ $STAGE == round14d ]]; then  # T3 and T1 with prefix caching on (async scheduling now works with it) vs off
+    for run in off on; do
+        flag=--no-enable-prefix-caching; [[ $run == on ]] && flag=--enable-prefix-caching
+        stamp "T3 prefix caching $run"; BENCH_TIMEOUT=70 bench "t3_pc_$run" throughput --workload T3 $flag
+        stamp "T1 prefix caching $run"; BENCH_TIMEOUT=90 bench "t1_pc_$run" throughput --workload T1 $flag
+    done
+    stamp "done"
+    for f in "$OUT"/plinth_t*_pc_*.json; do echo "$f"; grep -h '"output_tok_s"\|"elapsed_s"' "$f"; done
+fi
 if [[ $STAGE == round14c ]]; then  # async scheduling with prefix caching: GPU tests, then S1 (server default: both on)
     stamp "engine tests + async = sync on cuda"
     PLINTH_TEST_DEVICE=cuda timeout 200 python3 -m pytest tests/platforms/cuda/test_engine_gpu.py \

@@ -50,10 +50,11 @@ def bench_serve(
 
 def _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
                      gpu_memory_utilization, admission="forecast", block_size=None, kv_cache_dtype="auto",
-                     quantization=None):
+                     quantization=None, enable_prefix_caching=False):
     from plinth.bench.runner import BenchOptions
 
     engine = {"admission": admission, **({"block_size": block_size} if block_size else {}),
+              **({"enable_prefix_caching": True} if enable_prefix_caching else {}),
               **({"kv_cache_dtype": kv_cache_dtype} if kv_cache_dtype != "auto" else {}),
               **({"quantization": quantization} if quantization else {})}
     return BenchOptions(device=device, num_requests=num_requests, enforce_eager=enforce_eager,
@@ -85,6 +86,9 @@ def bench_throughput(
     block_size: int | None = typer.Option(None, min=1, help="Tokens per KV-cache block (default: the platform's)."),
     kv_cache_dtype: str = typer.Option("auto", help=KV_CACHE_DTYPE_HELP),
     quantization: str | None = typer.Option(None, help=QUANTIZATION_HELP),
+    enable_prefix_caching: bool = typer.Option(False, "--enable-prefix-caching/--no-enable-prefix-caching",
+                                               help="Off by default, as benchmarks/RESULTS.md's figures ran "
+                                               "(`vllm bench throughput` runs with it on)."),
     load_format: str = typer.Option("dummy", help="Only 'dummy' (random weights of the model shape)."),
     result_json: str | None = typer.Option(None, "--json", help="Also write the results to this JSON file."),
 ) -> None:
@@ -101,7 +105,8 @@ def bench_throughput(
     if admission not in ADMISSION_RULES:
         raise typer.BadParameter(f"use {' or '.join(map(repr, ADMISSION_RULES))}", param_hint="--admission")
     options = _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
-                               gpu_memory_utilization, admission, block_size, kv_cache_dtype, quantization)
+                               gpu_memory_utilization, admission, block_size, kv_cache_dtype, quantization,
+                               enable_prefix_caching)
     _emit(run_throughput(workload, options), result_json)
 
 

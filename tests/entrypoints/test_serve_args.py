@@ -88,3 +88,19 @@ def test_bench_passes_the_quantization(monkeypatch):
         assert options.engine_options["quantization"] == "fp8"
     for options in _bench_options(monkeypatch).values():
         assert "quantization" not in options.engine_options
+
+
+def test_bench_prefix_caching_is_off_unless_asked_and_reaches_the_llm(monkeypatch):
+    import plinth
+    import plinth.bench.runner as runner
+    from plinth.bench.workloads import build_workload
+
+    seen = {}
+    monkeypatch.setattr(runner, "run_throughput", lambda name, options: seen.update(options=options) or {})
+    monkeypatch.setattr(runner, "freeze_heap", lambda: None)  # not in a test process
+    for argv, expected in ((["bench", "throughput"], False), (["bench", "throughput", "--enable-prefix-caching"], True)):
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 0, result.output
+        monkeypatch.setattr(plinth, "LLM", lambda *a, **kw: seen.update(llm=kw))
+        runner._make_llm(build_workload("T3", 1), seen["options"])
+        assert seen["llm"]["enable_prefix_caching"] is expected
