@@ -61,11 +61,12 @@ def engine_options(args) -> dict:
 
 
 def serve_command(opts: dict, port: int, log_level: str = "warning") -> list[str]:
-    cmd = [sys.executable, "-m", "plinth_serve", "serve", "--port", str(port), "--log-level", log_level]
+    model = [opts["model"]] if "model" in opts else []  # the positional MODEL; none = the default model
+    cmd = [sys.executable, "-m", "plinth_serve", "serve", *model, "--port", str(port), "--log-level", log_level]
     for key, value in opts.items():
         if key == "model":
-            cmd.insert(4, value)
-        elif value is True:
+            continue
+        if value is True:
             cmd.append("--" + key.replace("_", "-"))
         else:
             cmd += ["--" + key.replace("_", "-"), str(value)]
