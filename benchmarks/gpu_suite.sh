@@ -38,6 +38,7 @@
 #   bash benchmarks/gpu_suite.sh round11b # fp8 KV cache tests; T2 bf16 and fp8; T3, T1 with fp8 KV
 #   bash benchmarks/gpu_suite.sh round11a # memory before the KV cache (T2, T3); split-K decode GEMMs vs cuBLAS
 #   bash benchmarks/gpu_suite.sh round9d  # engine/decode/sampling GPU tests, small-batch split sweep, then T1, T3, L1
+#   bash benchmarks/gpu_suite.sh round15a # fused gate/up + SiLU: kernel tests, fused vs unfused by rows, T1 off/on, engine tests
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -111,6 +112,25 @@ if [[ $STAGE == round13b ]]; then  # the interpreter checks on the image's torch
 fi
 if [[ $STAGE == s1 ]]; then  # S1: `plinth serve` (dummy Llama-3.1-8B, no tokenizer) under `plinth bench serve`
     s1_run
+fi
+if [[ $STAGE == round15a ]]; then  # gate/up GEMM with SiLU-and-mul fused: kernel tests, row sweep, T1 off/on, engine tests
+    SECONDS=0; SUITE_BUDGET=570
+    stamp "gated kernel + interpreter tests"
+    timeout "$(left 150)" python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_interpret.py \
+        -q -n 8 -p no:cacheprovider --plinth-platform=cuda -k "gated or interpret or elementwise" 2>&1 | tail -4 \
+        | tee "$OUT/kernels.txt"
+    stamp "fused vs cuBLAS + silu_and_mul by rows"
+    timeout "$(left 100)" python3 benchmarks/bench_gemm_silu.py --rows 512 1024 2048 4096 8192 16384 \
+        --json "$OUT/gated_rows.json" 2>&1 | tail -14
+    for run in 0 1; do
+        stamp "T1 PLINTH_TRITON_GATED_SILU=$run"
+        PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 100) bench "t1_gated$run" throughput --workload T1
+        grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t1_gated$run.json"
+    done
+    stamp "engine tests"
+    timeout "$(left 250)" python3 -m pytest tests/platforms/cuda/test_engine_gpu.py -q -n 4 -p no:cacheprovider \
+        --plinth-platform=cuda --tb=short 2>&1 | tail -15 >"$OUT/engine_tests.txt"; tail -4 "$OUT/engine_tests.txt"
+    stamp "done"
 fi
 if [[ $STAGE == round14d ]]; then  # T3 and T1 with prefix caching on (async scheduling now works with it) vs off
     for run in off on; do

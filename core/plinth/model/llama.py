@@ -53,12 +53,12 @@ class LlamaMLP(Layer):
     ) -> None:
         super().__init__()
         self.gate_up_proj = MergedColumnParallelLinear(hidden_size, [intermediate_size] * 2, ctx, bias,
-                                                       prefix=f"{prefix}.gate_up_proj")
+                                                       prefix=f"{prefix}.gate_up_proj", gated=True)
         self.down_proj = RowParallelLinear(intermediate_size, hidden_size, ctx, bias, prefix=f"{prefix}.down_proj")
         self.act_fn = SiluAndMul(ctx, intermediate_size // ctx.tp_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.act_fn(self.gate_up_proj(x)))
+        return self.down_proj(self.gate_up_proj.silu_and_mul(x, self.act_fn))
 
 
 class LlamaAttention(Layer):

@@ -46,6 +46,21 @@ class LinearMethod(ABC):
         """``x [..., in_features] -> [..., out_features]`` in ``x``'s dtype. ``prepared`` is what
         :meth:`prepare` returned, or the plain float weight when a layer was never prepared."""
 
+    def prepare_gated(self, weight: Any) -> Any:
+        """The form :meth:`apply_silu_and_mul` reads, for a merged gate/up weight ``[2 * I, in_features]``
+        (this rank's gate rows, then its up rows), made once after loading. A method may reorder the
+        rows for a fused kernel (e.g. gate and up interleaved); by default it is :meth:`prepare`'s form."""
+        return self.prepare(weight)
+
+    def apply_silu_and_mul(self, x: Any, prepared: Any, bias: Any | None, silu_and_mul: Any) -> Any:
+        """``silu(x W_gate^T + b_gate) * (x W_up^T + b_up)``: ``[..., in_features] -> [..., I]`` in ``x``'s
+        dtype, with the rounding of the unfused path (each projection rounded to ``x``'s dtype, then
+        ``silu_and_mul``). ``prepared`` is what :meth:`prepare_gated` returned, or the plain float weight
+        when the layer was never prepared; ``bias`` is ``[2 * I]`` (gate, then up) or None;
+        ``silu_and_mul`` is the platform's ``Op.SILU_AND_MUL`` kernel. By default :meth:`apply`, then
+        ``silu_and_mul``; a method may fuse the two (one pass, no ``[..., 2 * I]`` intermediate)."""
+        return silu_and_mul(self.apply(x, prepared, bias))
+
 
 class TorchLinearMethod(LinearMethod):
     """The reference and the default: ``torch.nn.functional.linear`` on the float weight."""

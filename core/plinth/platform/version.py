@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PLATFORM_API: tuple[int, int] = (1, 4)
+PLATFORM_API: tuple[int, int] = (1, 5)
 """``(major, minor)``. Minor versions only add members with defaults; removal bumps major.
 
 History: 1.0 first contract; 1.1 adds ``GraphRunner.static_shapes`` (default False),
@@ -13,7 +13,10 @@ platforms whose torch backend offers ``torch.<dev>.graph``); 1.2 adds ``Feature.
 ``Op.QK_NORM_ROTARY``; 1.3 adds ``LinearMethod.ggml_types`` (default empty) and
 ``LinearMethod.takes_ggml(type_name, dtype)``: GGUF block weights reach a method that takes them as
 ``plinth.model.ggml_tensor.GGMLTensor``; 1.4 adds ``LinearMethod.quantizes_lm_head`` (default True): a
-method that sets it False leaves the LM head on the platform's unquantized method.
+method that sets it False leaves the LM head on the platform's unquantized method; 1.5 adds
+``LinearMethod.prepare_gated(weight)`` and ``LinearMethod.apply_silu_and_mul(x, prepared, bias, silu_and_mul)``
+(defaults: ``prepare``, then ``apply`` and the ``Op.SILU_AND_MUL`` kernel): merged gate/up projections
+followed by SiLU-and-mul (Llama-style MLPs) call them, so a method may fuse the activation into its GEMM.
 """
 
 ApiRange = tuple[tuple[int, int], tuple[int, int]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 
 import torch
@@ -12,6 +13,9 @@ from plinth_cuda.device import CudaDeviceOps
 
 #: decode batch sizes captured by default (vLLM's ladder up to 512)
 CAPTURE_SIZES = (1, 2, 4, 8, *range(16, 257, 16), *range(288, 513, 32))
+#: rows from which merged gate/up projections run as one GEMM with SiLU-and-mul fused (sm_90+); below it
+#: cuBLAS and the pairwise SiLU-and-mul (benchmarks/bench_gemm_silu.py, RESULTS.md CUDA round 15)
+GATED_MIN_ROWS = 2048
 
 
 class CudaPlatform(Platform):
@@ -71,11 +75,15 @@ class CudaPlatform(Platform):
         return self._backends
 
     def quantization_methods(self):
-        """Float linears: a Triton GEMV for single-row inputs (batch-1 decode), cuBLAS otherwise; on sm_89+
-        also ``fp8`` (vLLM's ``--quantization fp8``: e4m3 weights per channel, e4m3 activations per token)."""
+        """Float linears: a Triton GEMV for single-row inputs (batch-1 decode), cuBLAS otherwise, and on sm_90+
+        merged gate/up projections of prefill-sized inputs (``GATED_MIN_ROWS`` rows or more) as one GEMM with
+        SiLU-and-mul fused (``PLINTH_TRITON_GATED_SILU=0`` turns it off); on sm_89+ also ``fp8`` (vLLM's
+        ``--quantization fp8``: e4m3 weights per channel, e4m3 activations per token)."""
         from plinth_triton.gemv import GemvLinear
 
-        methods = {GemvLinear.name: GemvLinear(num_sms=self._device.multiprocessor_count())}
+        fuse = self._device.compute_capability() >= (9, 0) and os.environ.get("PLINTH_TRITON_GATED_SILU", "1") != "0"
+        methods = {GemvLinear.name: GemvLinear(num_sms=self._device.multiprocessor_count(),
+                                               gated_min_rows=GATED_MIN_ROWS if fuse else None)}
         if self._device.compute_capability() >= (8, 9):
             from plinth_triton.fp8_linear import Fp8Linear
 

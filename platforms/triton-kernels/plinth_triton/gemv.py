@@ -5,6 +5,10 @@ its weight once; cuBLAS reads Llama-8B's weights at M = 1 at ~2.66 TB/s on the H
 program owns ``BLOCK_N`` output rows, streams their ``K`` weights in ``BLOCK_K`` chunks with fp32
 products accumulated elementwise, and reduces once at the end (one pass, no split-K buffer).
 Larger inputs go to ``F.linear`` (cuBLAS), unchanged.
+
+Merged gate/up weights (``prepare_gated``) may be kept with their rows interleaved, for the GEMM with
+SiLU-and-mul in its epilogue (``plinth_triton.gated_linear``) at prefill-sized inputs; smaller inputs
+then run the usual path and the pairwise SiLU-and-mul.
 """
 
 from __future__ import annotations
@@ -78,13 +82,51 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
     return y
 
 
+class InterleavedGateUp:
+    """A merged gate/up weight with its rows interleaved (``interleave_gate_up``): what
+    ``GemvLinear.prepare_gated`` keeps when it fuses the activation."""
+
+    __slots__ = ("weight",)
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        self.weight = weight
+
+
 class GemvLinear(LinearMethod):
-    """Float linears: the Triton GEMV for a single input row, cuBLAS (``F.linear``) otherwise."""
+    """Float linears: the Triton GEMV for a single input row, cuBLAS (``F.linear``) otherwise.
+
+    ``gated_min_rows``: inputs of at least this many rows run a merged gate/up projection as one GEMM
+    with SiLU-and-mul fused (the weight's rows interleaved once, after loading); None never fuses
+    (the kernel needs TMA: sm_90+).
+    """
 
     name = UNQUANTIZED
 
-    def __init__(self, num_sms: int = 132) -> None:
+    def __init__(self, num_sms: int = 132, gated_min_rows: int | None = None) -> None:
         self.num_sms = num_sms
+        self.gated_min_rows = gated_min_rows
+
+    def prepare_gated(self, weight):
+        from plinth_triton.gated_linear import interleave_gate_up
+
+        if (self.gated_min_rows is None or not isinstance(weight, torch.Tensor)
+                or weight.dtype not in (torch.bfloat16, torch.float16)):
+            return self.prepare(weight)
+        return InterleavedGateUp(interleave_gate_up(weight))
+
+    def apply_silu_and_mul(self, x, prepared, bias, silu_and_mul):
+        if not isinstance(prepared, InterleavedGateUp):
+            return silu_and_mul(self.apply(x, prepared, bias))
+        from plinth_triton.activation import silu_and_mul as pairwise
+        from plinth_triton.gated_linear import gated_linear, gated_supported
+
+        w = prepared.weight
+        if bias is None and x.numel() >= self.gated_min_rows * x.shape[-1] and gated_supported(x, w):
+            return gated_linear(x, w, num_programs=self.num_sms)
+        if bias is not None:
+            half = bias.shape[0] // 2
+            bias = torch.stack((bias[:half], bias[half:]), dim=1).reshape(bias.shape)
+        return pairwise(self.apply(x, w, bias), interleaved=True)
 
     def prepare(self, weight: torch.Tensor) -> torch.Tensor:
         return weight

@@ -89,3 +89,70 @@ def test_an_unknown_quantization_is_refused_with_the_offered_names():
     with pytest.raises(ValueError, match=r"quantization 'int4' is not offered by this platform \(offered: eighths\)"):
         BuildContext(KernelRegistry(), ReferenceAttentionBackend(), torch.float32, torch.device("cpu"),
                      linear_methods={"eighths": HalfStepQuantized()}, quantization="int4")
+
+
+class SwappedGateUp(LinearMethod):
+    """Fuses the MLP's activation its own way: keeps merged gate/up weights as ``(up, gate)`` and applies
+    SiLU-and-mul itself, never through the kernel it is handed."""
+
+    name = "swapped"
+
+    def __init__(self) -> None:
+        self.gated = 0
+        self.fused = 0
+
+    def prepare(self, weight):
+        return weight
+
+    def apply(self, x, prepared, bias=None):
+        assert not isinstance(prepared, tuple), "a gated weight reached the plain apply"
+        return F.linear(x, prepared, bias)
+
+    def prepare_gated(self, weight):
+        self.gated += 1
+        half = weight.shape[0] // 2
+        return ("up, gate", weight[half:].clone(), weight[:half].clone())
+
+    def apply_silu_and_mul(self, x, prepared, bias, silu_and_mul):
+        self.fused += 1
+        _, up, gate = prepared
+        return F.silu(F.linear(x, gate)) * F.linear(x, up)
+
+
+def test_gated_projections_go_through_the_methods_fused_path(tiny_checkpoint):
+    """Llama-style MLPs prepare gate/up with ``prepare_gated`` and call ``apply_silu_and_mul``: a method may
+    lay the rows out its own way and fuse the activation; the logits are the default path's."""
+    folder, _ = tiny_checkpoint("llama", tie_word_embeddings=False)
+    method = SwappedGateUp()
+    fused, ctx_f = _load(folder, linear_methods={"swapped": method}, quantization="swapped")
+    reference, ctx_r = _load(folder)
+    layers = fused.config.num_hidden_layers
+    assert method.gated == layers
+    ours = run_schedule(PagedDriver(fused, ctx_f.attention_backend))
+    assert method.fused > 0 and method.fused % layers == 0
+    ref = run_schedule(PagedDriver(reference, ctx_r.attention_backend))
+    for req in ours:
+        assert ours[req][0] == ref[req][0], f"{req}: greedy tokens differ"
+        torch.testing.assert_close(ours[req][1], ref[req][1], atol=1e-5, rtol=1e-5)
+    with pytest.raises(RuntimeError, match="silu_and_mul"):
+        fused.model.layers[0].mlp.gate_up_proj(torch.zeros(1, fused.config.hidden_size))
+
+
+def test_the_default_gated_path_is_apply_then_the_kernel():
+    calls = []
+
+    class Plain(LinearMethod):
+        def prepare(self, weight):
+            return weight * 2
+
+        def apply(self, x, prepared, bias=None):
+            return F.linear(x, prepared, bias)
+
+    w, x, b = torch.randn(8, 3), torch.randn(2, 3), torch.randn(8)
+    method = Plain()
+    prepared = method.prepare_gated(w)
+    torch.testing.assert_close(prepared, w * 2)
+    got = method.apply_silu_and_mul(x, prepared, b, lambda y: calls.append(y) or y[..., :4] * y[..., 4:])
+    y = F.linear(x, w * 2, b)
+    torch.testing.assert_close(got, y[..., :4] * y[..., 4:])
+    assert len(calls) == 1

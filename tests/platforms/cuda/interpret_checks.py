@@ -30,6 +30,7 @@ from kernel_cases import (  # noqa: E402
     check_attention,
     check_elementwise,
     check_fp8_linear,
+    check_gated_linear,
     check_gemv,
     check_write_kv,
 )
@@ -104,6 +105,9 @@ def main() -> None:
     check_attention([(40, 1), (0, 9), (130, 1), (5, 12)], group=4, head_size=32, block_size=16,
                     dtype=torch.float16, device=cpu, mixed_decode=True, kv_dtype=e5m2, on_grid=True)
     check_gemv(torch.float32, cpu)
+    # gate/up GEMM with SiLU-and-mul in its epilogue (interleaved weight), the pairwise activation, the method
+    check_gated_linear(torch.float16, cpu)
+    check_gated_linear(torch.float32, cpu, shapes=((9, 40, 96),))
     # fp8 linears: the row-quantization kernel and the method (torch._scaled_mm runs on CPU tensors too, with
     # rowwise scales from torch 2.13)
     rowwise = _cpu_rowwise_scaled_mm()

@@ -172,6 +172,52 @@ def check_gemv(dtype, device, seed=0, shapes=((1, 64), (37, 96), (300, 1000), (8
         close(method.apply(x3, w), F.linear(x3.float(), w.float()), dtype, f"GemvLinear 3 rows {n}x{k}")
 
 
+def check_gated_linear(dtype, device, seed=0, shapes=((37, 40, 96), (130, 72, 544), (1, 64, 32), (5, 36, 48)),
+                       plans=((16, 32, 16, 1, 4, 2), (32, 64, 32, 2, 4, 1)), num_programs=3):
+    """The gate/up GEMM with SiLU-and-mul fused (``gated_linear``, on the interleaved weight) and the
+    pairwise SiLU-and-mul against the unfused reference (each projection rounded to ``dtype``, then
+    ``reference.silu_and_mul``); ``GemvLinear``'s gated path above and below its row threshold, with and
+    without bias, never handing the interleaved product to the plain kernel. Shapes: ``(rows, K, 2I)``;
+    a K that is not a multiple of 8 falls back (no TMA)."""
+    import torch.nn.functional as F
+    from plinth_triton.activation import silu_and_mul
+    from plinth_triton.gated_linear import gated_linear, gated_supported, interleave_gate_up
+    from plinth_triton.gemv import GemvLinear, InterleavedGateUp
+
+    def never(_):
+        raise AssertionError("an interleaved gate/up product reached the plain SiLU-and-mul kernel")
+
+    gen = torch.Generator().manual_seed(seed)
+    for m, k, n in shapes:
+        w = (torch.randn(n, k, generator=gen) * k ** -0.5).to(dtype).to(device)
+        b = torch.randn(n, generator=gen).to(dtype).to(device)
+        x = torch.randn(m, k, generator=gen).to(dtype).to(device)
+        expected = reference.silu_and_mul(F.linear(x.float(), w.float()).to(dtype))
+        with_bias = reference.silu_and_mul((F.linear(x.float(), w.float()) + b.float()).to(dtype))
+        wi = interleave_gate_up(w)
+        assert torch.equal(wi[0::2], w[: n // 2]) and torch.equal(wi[1::2], w[n // 2:])
+        close(silu_and_mul(F.linear(x, wi), interleaved=True), expected, dtype, f"pairwise silu_and_mul {m}x{k}x{n}")
+        if gated_supported(x, wi):
+            for plan in plans:
+                close(gated_linear(x, wi, plan, num_programs=num_programs), expected, dtype,
+                      f"gated_linear {m}x{k}x{n} plan {plan}")
+            close(gated_linear(x.reshape(1, m, k), wi, plans[0], num_programs=num_programs).reshape(m, n // 2),
+                  expected, dtype, f"gated_linear 3-d {m}x{k}x{n}")
+        for threshold in (1, m + 1):
+            method = GemvLinear(num_sms=num_programs, gated_min_rows=threshold)
+            prepared = method.prepare_gated(w)
+            assert isinstance(prepared, InterleavedGateUp) == (dtype != torch.float32)
+            close(method.apply_silu_and_mul(x, prepared, None, reference.silu_and_mul if dtype == torch.float32
+                                            else never), expected, dtype, f"GemvLinear gated {m}x{k}x{n} ≥{threshold}")
+            close(method.apply_silu_and_mul(x, prepared, b, reference.silu_and_mul if dtype == torch.float32
+                                            else never), with_bias, dtype, f"GemvLinear gated+bias {m}x{k}x{n}")
+            close(method.apply_silu_and_mul(x[:1], prepared, None, reference.silu_and_mul if dtype == torch.float32
+                                            else never), expected[:1], dtype, f"GemvLinear gated 1 row {k}x{n}")
+        unfused = GemvLinear(num_sms=num_programs)  # gated_min_rows None: the contract's default path
+        assert unfused.prepare_gated(w) is w
+        close(unfused.apply_silu_and_mul(x, w, b, reference.silu_and_mul), with_bias, dtype, "GemvLinear unfused")
+
+
 def check_write_kv(dtype, device, seed=0, kv_dtype=None, on_grid=False):
     """The Triton write against the reference, bit for bit; an fp8 ``kv_dtype`` cache also gets values
     beyond the format's range (saturated). ``on_grid``: values already on the fp8 grid (see

@@ -11,6 +11,7 @@ from tests.platforms.cuda.kernel_cases import (
     check_attention,
     check_elementwise,
     check_fp8_linear,
+    check_gated_linear,
     check_gemv,
     check_write_kv,
 )
@@ -115,6 +116,19 @@ def test_elementwise(dtype):
 def test_gemv(dtype):
     check_gemv(dtype, CUDA, shapes=((1, 64), (37, 96), (300, 1000), (4096, 4096), (6144, 4096), (4096, 14336),
                                     (128256, 512)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gated_linear(dtype):
+    """The gate/up GEMM with SiLU-and-mul fused, at its engine plan and at Llama-3.1-8B's and Qwen3-0.6B's shapes."""
+    if torch.cuda.get_device_capability() < (9, 0):
+        pytest.skip("the fused gate/up GEMM reads through TMA descriptors: sm_90+")
+    from plinth_triton.gated_linear import GATED_PLAN
+
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    check_gated_linear(dtype, CUDA, plans=(GATED_PLAN, (64, 128, 64, 4, 4, 4)), num_programs=sms,
+                       shapes=((37, 40, 96), (130, 72, 544), (1, 64, 32), (5, 36, 48), (2053, 4096, 28672),
+                               (4096, 1024, 6144), (300, 1000, 2064)))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

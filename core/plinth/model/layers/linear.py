@@ -109,12 +109,15 @@ class LinearBase(Layer):
         (the parameter stays, empty): a model must not hold its linears twice.
         """
         source = self.ggml_weight if self.ggml_weight is not None else self.weight.detach()
-        self.prepared = self.linear_method.prepare(source)
+        self.prepared = self._prepare(source)
         self.ggml_weight = None  # the method holds what it needs
         shares = (isinstance(self.prepared, torch.Tensor) and self.prepared.layout == torch.strided
                   and self.prepared.data_ptr() == self.weight.data_ptr())
         if not shares:
             self.weight.data = self.weight.data.new_empty(0)
+
+    def _prepare(self, source):
+        return self.linear_method.prepare(source)
 
     def _linear(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         prepared = self.weight if self.prepared is None else self.prepared
@@ -159,15 +162,38 @@ class MergedColumnParallelLinear(ColumnParallelLinear):
 
     ``shard_id`` is the index into ``output_sizes`` of the checkpoint tensor being loaded;
     each rank's weight is the concatenation of its shard of every projection.
+
+    ``gated=True`` (two equal projections, gate then up): the layer is only ever called through
+    :meth:`silu_and_mul`, and its linear method prepares the weight with ``prepare_gated``, so it may
+    lay the rows out for a GEMM with the activation fused (``LinearMethod.apply_silu_and_mul``).
     """
 
     def __init__(
-        self, input_size: int, output_sizes: Sequence[int], ctx: BuildContext, bias: bool = False, prefix: str = ""
+        self, input_size: int, output_sizes: Sequence[int], ctx: BuildContext, bias: bool = False, prefix: str = "",
+        gated: bool = False,
     ) -> None:
         self.output_sizes = list(output_sizes)
         for size in self.output_sizes:
             divide(size, ctx.tp_size, "merged projection size")
+        if gated and (len(self.output_sizes) != 2 or self.output_sizes[0] != self.output_sizes[1]):
+            raise ValueError(f"a gated projection merges two equal projections (gate, up), got {self.output_sizes}")
+        self.gated = gated
         super().__init__(input_size, sum(self.output_sizes), ctx, bias, prefix=prefix)
+
+    def _prepare(self, source):
+        return self.linear_method.prepare_gated(source) if self.gated else self.linear_method.prepare(source)
+
+    def forward(self, x):
+        if self.gated:
+            raise RuntimeError(f"{self.prefix or 'a gated projection'}: its weight is laid out for "
+                               "silu_and_mul(x, kernel); it has no plain forward")
+        return super().forward(x)
+
+    def silu_and_mul(self, x: torch.Tensor, kernel) -> torch.Tensor:
+        """``silu(gate(x)) * up(x)`` (``[..., I]``, this rank's share) through the linear method;
+        ``kernel`` is the platform's ``Op.SILU_AND_MUL`` for methods that do not fuse it."""
+        prepared = self.weight if self.prepared is None else self.prepared
+        return self.linear_method.apply_silu_and_mul(x, prepared, self.bias, kernel)
 
     def weight_loader(self, param, loaded_weight, shard_id=None):
         if shard_id is None:  # a checkpoint that already stores the merged weight
