@@ -10,6 +10,8 @@ weight from L2, no host launch gaps), divided by 24. Every plan is checked again
     python benchmarks/bench_gemm_decode.py [--batches 256 128] [--json out.json]
     python benchmarks/bench_gemm_decode.py --blas-only --batches 64 128 200 256   # cuBLAS vs cuBLASLt
     python benchmarks/bench_gemm_decode.py --ws --batches 200 256   # warp-specialized K loops (Triton 3.4+)
+    python benchmarks/bench_gemm_decode.py --lm-head --batches 64 200 256   # the LM head (128,256 x 4,096):
+        # torch's BLAS libraries and a few tiled Triton plans
 """
 
 from __future__ import annotations
@@ -284,8 +286,32 @@ def blas_libraries(batches) -> dict:
     return results
 
 
+def lm_head(batches) -> dict:
+    """The LM head (Llama-3.1-8B: 128,256 x 4,096) at decode batches: each BLAS library and a few Triton plans."""
+    n, k = 128256, 4096
+    results = {}
+    for m in batches:
+        row = {}
+        for library in ("default", "cublaslt", "cublas"):
+            torch.backends.cuda.preferred_blas_library(library)
+            x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
+            weights = [torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02 for _ in range(COPIES)]
+            row[library] = round(graph_us(lambda i, x=x, weights=weights: F.linear(x, weights[i % COPIES])), 2)
+            del weights
+        torch.backends.cuda.preferred_blas_library("default")
+        candidates = [GemmPlan(bm, bn, 64, st, 8 if bm * bn >= 128 * 128 else 4, True)
+                      for bm, bn, st in ((64, 128, 4), (128, 128, 4), (256, 128, 3), (128, 256, 3), (64, 256, 4))
+                      if bm <= max(64, 2 ** (m - 1).bit_length())]
+        row["triton"] = measure(m, n, k, candidates, gemm)
+        row["weight_bound_us_at_3TBs"] = round(n * k * 2 / 3e12 * 1e6, 1)
+        print(f"lm_head M={m}", json.dumps(row), flush=True)
+        results[f"M={m}"] = row
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--lm-head", action="store_true", help="the LM head: BLAS libraries and a few Triton plans")
     ap.add_argument("--batches", type=int, nargs="+", default=[256, 128])
     ap.add_argument("--blas-only", action="store_true", help="only torch's BLAS libraries, per decode step")
     ap.add_argument("--split-k", nargs="*", metavar="LINEAR", help="split-K plans against cuBLAS on these linears")
@@ -293,6 +319,12 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, flush=True)
+    if args.lm_head:
+        results = lm_head(args.batches)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+        return
     if args.split_k is not None or args.ws is not None:
         results = {}
         names = (args.split_k if args.split_k is not None else args.ws) or tuple(LLAMA_LINEARS)

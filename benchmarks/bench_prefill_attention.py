@@ -21,7 +21,7 @@ from plinth_triton.attention_kernel import paged_attention
 
 
 def attention_cases(num_reqs: int = 16, q_len: int = 1024, heads: int = 32, kv_heads: int = 8,
-                    head: int = 128) -> dict:
+                    head: int = 128, ws: bool = False) -> dict:
     q, kv, table, seq_lens, qsl, flops = make_prefill(num_reqs, q_len, heads, kv_heads, head)
     out = torch.empty_like(q)
     results = {}
@@ -64,8 +64,13 @@ def attention_cases(num_reqs: int = 16, q_len: int = 1024, heads: int = 32, kv_h
         enable_gqa=True).transpose(1, 2).reshape(tokens, heads, head)
     group = heads // kv_heads
     sweep = []
-    for block_q, block_n, warps, stages in itertools.product((16, 32, 64), (64, 128), (4, 8), (2, 3, 4)):
-        plan = (block_q, block_n, warps, stages)
+    plans = [(*p, False) for p in itertools.product((16, 32, 64), (64, 128), (4, 8), (2, 3, 4))]
+    if ws:  # warp-specialized KV loop (producer warps issue the TMA loads) on the plans near the engine's
+        plans = [p for p in plans if p[0] == 64 // group and p[1] == 64] + [
+            (64 // group, 64, w, st, True) for w in (4, 8) for st in (2, 3, 4)] + [
+            (128 // group, 64, 8, st, True) for st in (2, 3)]
+    for plan in plans:
+        block_q = plan[0]
         try:
             dense_prefill_attention(qv, kv_, vv, dense_out, query_start_loc=qsl, seq_lens=seq_lens,
                                     num_reqs=num_reqs, scale=head ** -0.5, plan=plan)
@@ -98,12 +103,14 @@ def attention_cases(num_reqs: int = 16, q_len: int = 1024, heads: int = 32, kv_h
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--json")
+    ap.add_argument("--ws", action="store_true", help="the dense kernel's plans with and without a warp-specialized "
+                    "KV loop (near the engine's plan) instead of the full sweep")
     args = ap.parse_args()
     print(f"{torch.cuda.get_device_name()} torch {torch.__version__}", flush=True)
     print("prefill attention, 16 x 1024, Llama-8B heads, causal:", flush=True)
-    results = {"T1 16 x 1024": attention_cases()}
+    results = {"T1 16 x 1024": attention_cases(ws=args.ws)}
     print("prefill attention, 14 x 560, Qwen3-0.6B heads (16 / 8), causal:", flush=True)
-    results["T3 14 x 560"] = attention_cases(14, 560, heads=16)
+    results["T3 14 x 560"] = attention_cases(14, 560, heads=16, ws=args.ws)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

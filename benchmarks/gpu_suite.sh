@@ -39,6 +39,8 @@
 #   bash benchmarks/gpu_suite.sh round11a # memory before the KV cache (T2, T3); split-K decode GEMMs vs cuBLAS
 #   bash benchmarks/gpu_suite.sh round9d  # engine/decode/sampling GPU tests, small-batch split sweep, then T1, T3, L1
 #   bash benchmarks/gpu_suite.sh round15a # fused gate/up + SiLU: kernel tests, fused vs unfused by rows, T1 off/on, engine tests
+#   bash benchmarks/gpu_suite.sh round15b # LM head at decode batches; dense prefill with warp-specialized KV loop; T3 off/on
+#   bash benchmarks/gpu_suite.sh round15d # dense/mixed kernel + engine tests; T1 at 16384, 4096, 8192 tokens a step
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -130,6 +132,34 @@ if [[ $STAGE == round15a ]]; then  # gate/up GEMM with SiLU-and-mul fused: kerne
     stamp "engine tests"
     timeout "$(left 250)" python3 -m pytest tests/platforms/cuda/test_engine_gpu.py -q -n 4 -p no:cacheprovider \
         --plinth-platform=cuda --tb=short 2>&1 | tail -15 >"$OUT/engine_tests.txt"; tail -4 "$OUT/engine_tests.txt"
+    stamp "done"
+fi
+if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense prefill kernel with a warp-specialized KV loop; T3
+    SECONDS=0; SUITE_BUDGET=570
+    stamp "LM head: BLAS libraries and Triton plans"
+    timeout "$(left 200)" python3 benchmarks/bench_gemm_decode.py --lm-head --batches 1 64 128 200 256 \
+        --json "$OUT/lm_head.json" 2>&1 | cut -c1-700 | tail -8
+    stamp "dense prefill attention, warp-specialized plans"
+    timeout "$(left 200)" python3 benchmarks/bench_prefill_attention.py --ws --json "$OUT/prefill_ws.json" 2>&1 \
+        | cut -c1-1500 | tail -14
+    for run in 0 1; do
+        stamp "T3 PLINTH_TRITON_GATED_SILU=$run"
+        PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
+        grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
+    done
+    stamp "done"
+fi
+if [[ $STAGE == round15d ]]; then  # warp-specialized dense prefill: kernel + engine tests; T1 by tokens a step
+    SECONDS=0; SUITE_BUDGET=575
+    stamp "dense prefill + mixed-step kernel tests, engine tests"
+    timeout "$(left 300)" python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_engine_gpu.py \
+        -q -n 8 -p no:cacheprovider --plinth-platform=cuda --tb=short -k "dense or mixed or engine_gpu" 2>&1 | tail -12 \
+        >"$OUT/tests.txt"; tail -4 "$OUT/tests.txt"
+    for tokens in 16384 4096 8192; do
+        stamp "T1 --max-num-batched-tokens $tokens"
+        BENCH_TIMEOUT=$(left 90) bench "t1_budget$tokens" throughput --workload T1 --max-num-batched-tokens $tokens
+        grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t1_budget$tokens.json"
+    done
     stamp "done"
 fi
 if [[ $STAGE == round14d ]]; then  # T3 and T1 with prefix caching on (async scheduling now works with it) vs off

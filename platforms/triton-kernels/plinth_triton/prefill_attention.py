@@ -38,6 +38,7 @@ def _prefill_tile(q, k_desc, v_desc, key0, kv_head, start, q_pos, m_i, l_i, acc,
 def _prefill_attention_kernel(
     q_desc, k_desc, v_desc, out_ptr, qsl_ptr, seq_lens_ptr, num_reqs, qk_scale, stride_ot, stride_oh,
     GROUP: tl.constexpr, HEAD: tl.constexpr, BLOCK_Q: tl.constexpr, BLOCK_N: tl.constexpr, IEEE: tl.constexpr,
+    WS: tl.constexpr = False,
 ):
     kv_head = tl.program_id(1)
     req, q_start, q_len, q_block = _locate(qsl_ptr, tl.program_id(0), num_reqs, BLOCK_Q)
@@ -55,7 +56,7 @@ def _prefill_attention_kernel(
     # keys below the block's first query are visible to every row; the rest up to its last query are masked
     tiles = tl.cdiv(tl.minimum(q_len, (q_block + 1) * BLOCK_Q), BLOCK_N)
     full_tiles = tl.minimum((q_block * BLOCK_Q) // BLOCK_N, tiles)
-    for t in range(0, full_tiles):
+    for t in tl.range(0, full_tiles, warp_specialize=WS):
         m_i, l_i, acc = _prefill_tile(q, k_desc, v_desc, q_start, kv_head, t * BLOCK_N, q_pos, m_i, l_i, acc,
                                       qk_scale, BLOCK_N, HEAD, False, IEEE)
     for t in range(full_tiles, tiles):
@@ -71,14 +72,17 @@ def _prefill_attention_kernel(
              result.to(out_ptr.dtype.element_ty), mask=ok)
 
 
-def plan_prefill(group: int, head_size: int, element_size: int) -> tuple[int, int, int, int]:
-    """``(BLOCK_Q, BLOCK_N, num_warps, num_stages)``: 64 rows of query heads a program, 64-key tiles,
-    3 stages, with fewer stages, then shorter key tiles, where K/V stages would pass 160 KB of
-    shared memory (head size 256, fp32).
+def plan_prefill(group: int, head_size: int, element_size: int) -> tuple[int, int, int, int, bool]:
+    """``(BLOCK_Q, BLOCK_N, num_warps, num_stages, warp-specialized)``: 64 rows of query heads a program,
+    64-key tiles, 3 stages, with fewer stages, then shorter key tiles, where K/V stages would pass 160 KB
+    of shared memory (head size 256, fp32); 16-bit inputs run the unmasked KV loop warp-specialized
+    (producer warps issue the TMA loads).
 
     H100, 2026-11-23 (``benchmarks/bench_prefill_attention.py``, 36 plans): best for T1's 16 x 1024
     Llama-8B heads (309 TFLOP/s; the paged kernel 207, torch's cuDNN SDPA 391) and for T3's 14 x 560
-    Qwen3 heads (157; paged 97, cuDNN 140); 128-row plans were 5-20 % slower on both."""
+    Qwen3 heads (157; paged 97, cuDNN 140); 128-row plans were 5-20 % slower on both. 2026-11-24
+    (``--ws``, one call): the warp-specialized loop 325 against 306 TFLOP/s on T1's shape, 154 against
+    123 on T3's."""
     block_q, block_n, stages = max(1, 64 // group), 64, 3
     row_bytes = head_size * element_size
 
@@ -90,7 +94,7 @@ def plan_prefill(group: int, head_size: int, element_size: int) -> tuple[int, in
             stages -= 1
         else:
             block_n //= 2
-    return block_q, block_n, 4, stages
+    return block_q, block_n, 4, stages, element_size == 2
 
 
 def _is_pow2(n: int) -> bool:
@@ -113,7 +117,7 @@ def dense_prefill_applies(query: torch.Tensor, key: torch.Tensor, value: torch.T
 def dense_prefill_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, out: torch.Tensor, *,
     query_start_loc: torch.Tensor, seq_lens: torch.Tensor, num_reqs: int, scale: float,
-    plan: tuple[int, int, int, int] | None = None,
+    plan: tuple[int, ...] | None = None,
 ) -> torch.Tensor:
     """Causal attention of the fresh prompts among ``num_reqs`` requests: ``query [T, H, D]`` over
     ``key``/``value`` ``[T, KVH, D]`` (the same tokens), request ``i`` being tokens
@@ -125,7 +129,8 @@ def dense_prefill_attention(
     num_tokens, num_heads, head = query.shape
     kv_heads = key.shape[1]
     group = num_heads // kv_heads
-    block_q, block_n, warps, stages = plan or plan_prefill(group, head, query.element_size())
+    block_q, block_n, warps, stages, *ws = plan or plan_prefill(group, head, query.element_size())
+    ws = bool(ws and ws[0])
     q_desc = TensorDescriptor(query, list(query.shape), list(query.stride()), [block_q, group, head])
     k_desc = TensorDescriptor(key, list(key.shape), list(key.stride()), [block_n, 1, head])
     v_desc = TensorDescriptor(value, list(value.shape), list(value.stride()), [block_n, 1, head])
@@ -133,6 +138,6 @@ def dense_prefill_attention(
     _prefill_attention_kernel[grid](
         q_desc, k_desc, v_desc, out, query_start_loc, seq_lens, num_reqs, scale * LOG2E, out.stride(0),
         out.stride(1), GROUP=group, HEAD=head, BLOCK_Q=block_q, BLOCK_N=block_n, IEEE=query.dtype == torch.float32,
-        num_warps=warps, num_stages=stages,
+        num_warps=warps, num_stages=stages, WS=ws,
     )
     return out
