@@ -23,7 +23,7 @@ import time
 import warnings
 from collections import defaultdict
 
-GROUPS = (("attention", ("attn", "attention")), ("gemm", ("gemm", "gemv", "sm90", "cutlass", "xmma", "splitk")),
+GROUPS = (("attention", ("attn", "attention")), ("gemm", ("gemm", "gemv", "sm90", "cutlass", "xmma", "splitk", "nvjet", "gated_linear")),
           ("sampling", ("sample", "argmax", "softmax", "exponential")), ("norm", ("rms", "norm")),
           ("rotary", ("rotary", "rope")), ("kv_write", ("write_kv", "reshape_and_cache", "kv_write")),
           ("act", ("silu", "act_and_mul")), ("copy", ("memcpy", "copy", "memset", "index", "gather")))
@@ -164,12 +164,12 @@ def main() -> None:
     kind_at = _kind_lookup(timeline, t0_ns, merged[0][0])
     by_kind_group: dict[str, dict[str, float]] = {"decode": defaultdict(float), "prefill_or_mixed": defaultdict(float)}
     prefill_kernels: dict[str, float] = defaultdict(float)
+    decode_kernels: dict[str, float] = defaultdict(float)
     for e in events:
         kind = kind_at(e["ts"])
         group = group_of(e["name"]) if e["cat"] == "kernel" else "copy"
         by_kind_group[kind][group] += e["dur"]
-        if kind != "decode":
-            prefill_kernels[e["name"][:90]] += e["dur"]
+        (prefill_kernels if kind != "decode" else decode_kernels)[e["name"][:90]] += e["dur"]
     busy_us = sum(e - s for s, e in merged)
     # align the trace clock (µs) with perf_counter: the first and last device activity bound the run
     first_us, last_us = merged[0][0], merged[-1][1]
@@ -218,6 +218,8 @@ def main() -> None:
             for kind, groups in by_kind_group.items()},
         "top_prefill_kernels_s": {k: round(v / 1e6, 4)
                                   for k, v in sorted(prefill_kernels.items(), key=lambda kv: -kv[1])[:12]},
+        "top_decode_kernels_s": {k: round(v / 1e6, 4)
+                                 for k, v in sorted(decode_kernels.items(), key=lambda kv: -kv[1])[:12]},
         "decode_profile": llm.llm_engine.runner.decode_stats,
         "idle_s_in_gaps_longer_than": gap_hist, "largest_gaps": largest_gaps,
         "allocator_during_run": allocator,
