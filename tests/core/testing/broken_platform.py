@@ -18,6 +18,7 @@ from plinth.platform import (
     PlatformDescriptor,
     Probe,
 )
+from plinth.platform.linear_method import TorchLinearMethod
 
 
 class HostDeviceOps(DeviceOps):
@@ -120,6 +121,25 @@ class WrongGqaPlatform(TestPlatform):
         super().__init__(WrongGqaImpl)
 
 
+class SwappedGatedMethod(TorchLinearMethod):
+    """A fused gate/up path with gate and up mixed up: ``silu(up) * gate``."""
+
+    def apply_silu_and_mul(self, x, prepared, bias, silu_and_mul):
+        y = self.apply(x, prepared, bias)
+        d = y.shape[-1] // 2
+        return silu_and_mul(torch.cat([y[..., d:], y[..., :d]], dim=-1))
+
+
+class SwappedGatedPlatform(TestPlatform):
+    def quantization_methods(self):
+        return {"unquantized": SwappedGatedMethod()}
+
+
+class TorchLinearPlatform(TestPlatform):
+    def quantization_methods(self):
+        return {"unquantized": TorchLinearMethod()}
+
+
 def _descriptor(name, cls):
     return PlatformDescriptor(name=name, platform_class=f"broken_platform:{cls}",
                               probe=lambda: Probe(True, "test platform"))
@@ -128,3 +148,5 @@ def _descriptor(name, cls):
 REFERENCE = _descriptor("reference-test", "TestPlatform")
 NO_CAUSAL_MASK = _descriptor("no-causal-mask", "NoCausalMaskPlatform")
 WRONG_GQA = _descriptor("wrong-gqa", "WrongGqaPlatform")
+SWAPPED_GATED = _descriptor("swapped-gated", "SwappedGatedPlatform")
+TORCH_LINEAR = _descriptor("torch-linear", "TorchLinearPlatform")

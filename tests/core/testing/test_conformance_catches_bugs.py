@@ -1,4 +1,4 @@
-"""The conformance kit fails on wrong attention backends and passes on the reference one.
+"""The conformance kit fails on wrong attention backends and linear methods, and passes on the reference ones.
 
 Each case runs the kit in a fresh pytest process, as a vendor would, against a platform from
 ``broken_platform.py`` named ``broken_platform:<DESCRIPTOR>``. (A subprocess rather than
@@ -48,6 +48,21 @@ def test_kit_passes_on_the_reference_backend(tmp_path):
                                      "--plinth-platform=broken_platform:REFERENCE")
     assert code == pytest.ExitCode.OK, output
     assert outcomes.get("passed", 0) >= 20, output
+
+
+def test_kit_fails_on_a_wrong_gated_linear_path(tmp_path):
+    code, output, outcomes = run_kit(tmp_path, f"{KIT}.test_linear_methods",
+                                     "--plinth-platform=broken_platform:SWAPPED_GATED")
+    assert code == pytest.ExitCode.TESTS_FAILED, output
+    assert outcomes.get("failed") == 4, output  # both tests, float32 and bfloat16
+    assert "apply_silu_and_mul" in output and "differs from the reference" in output, output
+
+
+def test_kit_passes_on_the_torch_linear_method(tmp_path):
+    code, output, outcomes = run_kit(tmp_path, f"{KIT}.test_linear_methods",
+                                     "--plinth-platform=broken_platform:TORCH_LINEAR")
+    assert code == pytest.ExitCode.OK, output
+    assert outcomes.get("passed") == 4, output
 
 
 def test_kit_skips_without_a_platform(tmp_path):
