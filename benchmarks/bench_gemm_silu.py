@@ -3,8 +3,9 @@
 The MLP of a prefill step runs ``gate_up = F.linear(x, W_gate_up)`` (cuBLAS) and then
 ``silu_and_mul(gate_up)``: a kernel that reads the ``[M, 2I]`` output back and writes ``[M, I]``
 (1.4 GB a layer at M = 16,384 for Llama-3.1-8B, ≈ 0.95 s of T1). Here a persistent Triton GEMM with
-TMA loads computes each output tile's gate and up halves (two weight tiles, two accumulators) and
-writes ``silu(gate) * up`` directly, with the reference's rounding points. Also timed: the same
+TMA loads reads a weight whose gate and up rows are interleaved (row 2j gate j, row 2j + 1 up j), so
+one accumulator tile holds both halves of its output columns, and writes ``silu(gate) * up``
+directly, with the reference's rounding points (the engine's kernel: ``plinth_triton.gated_linear``). Also timed: the same
 kernel as a plain GEMM (one accumulator) on Llama-8B's four linears, to see where Triton stands
 against cuBLAS at these sizes. Every plan is checked against the unfused torch path.
 

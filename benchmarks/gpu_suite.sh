@@ -41,7 +41,6 @@
 #   bash benchmarks/gpu_suite.sh round15a # fused gate/up + SiLU: kernel tests, fused vs unfused by rows, T1 off/on, engine tests
 #   bash benchmarks/gpu_suite.sh round15b # LM head at decode batches; dense prefill with warp-specialized KV loop; T3 off/on
 #   bash benchmarks/gpu_suite.sh round15d # dense/mixed kernel + engine tests; T1 at 16384, 4096, 8192 tokens a step
-#   bash benchmarks/gpu_suite.sh round15e # T1 with prefill-sized linears on the persistent Triton GEMM vs cuBLAS, twice
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -160,16 +159,6 @@ if [[ $STAGE == round15d ]]; then  # warp-specialized dense prefill: kernel + en
         stamp "T1 --max-num-batched-tokens $tokens"
         BENCH_TIMEOUT=$(left 90) bench "t1_budget$tokens" throughput --workload T1 --max-num-batched-tokens $tokens
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t1_budget$tokens.json"
-    done
-    stamp "done"
-fi
-if [[ $STAGE == round15e ]]; then  # T1 with every prefill-sized linear on the persistent Triton GEMM vs cuBLAS, twice
-    SECONDS=0; SUITE_BUDGET=575
-    i=0
-    for run in 0 1 0 1; do
-        i=$((i + 1)); stamp "T1 PLINTH_TRITON_PREFILL_GEMM=$run (run $i)"
-        PLINTH_TRITON_PREFILL_GEMM=$run BENCH_TIMEOUT=$(left 100) bench "t1_gemm${run}_$i" throughput --workload T1
-        grep -h '"output_tok_s"' "$OUT/plinth_t1_gemm${run}_$i.json"
     done
     stamp "done"
 fi

@@ -16,6 +16,18 @@ CAPTURE_SIZES = (1, 2, 4, 8, *range(16, 257, 16), *range(288, 513, 32))
 #: rows from which merged gate/up projections run as one GEMM with SiLU-and-mul fused (sm_90+); below it
 #: cuBLAS and the pairwise SiLU-and-mul (benchmarks/bench_gemm_silu.py, RESULTS.md CUDA round 15)
 GATED_MIN_ROWS = 2048
+#: shared memory the fused kernel's plan needs on one SM (3 stages of 128 x 64 + 256 x 64 bf16 tiles and the
+#: 128 x 128 output tile: 176 KB); sm_90 / sm_100 have 228 KB an SM, consumer Blackwell (sm_120) 100 KB
+GATED_MIN_SHARED_MEMORY = 180 * 1024
+
+
+def _shared_memory_per_sm() -> int:
+    """Shared memory of one SM of device 0 (torch builds without the field: 228 KB on sm_90 / sm_100, else 0)."""
+    props = torch.cuda.get_device_properties(0)
+    smem = getattr(props, "shared_memory_per_multiprocessor", None)
+    if smem is None:
+        return 228 * 1024 if props.major in (9, 10) else 0
+    return int(smem)
 
 
 class CudaPlatform(Platform):
@@ -81,7 +93,8 @@ class CudaPlatform(Platform):
         ``--quantization fp8``: e4m3 weights per channel, e4m3 activations per token)."""
         from plinth_triton.gemv import GemvLinear
 
-        fuse = self._device.compute_capability() >= (9, 0) and os.environ.get("PLINTH_TRITON_GATED_SILU", "1") != "0"
+        fuse = (self._device.compute_capability() >= (9, 0) and _shared_memory_per_sm() >= GATED_MIN_SHARED_MEMORY
+                and os.environ.get("PLINTH_TRITON_GATED_SILU", "1") != "0")
         methods = {GemvLinear.name: GemvLinear(num_sms=self._device.multiprocessor_count(),
                                                gated_min_rows=GATED_MIN_ROWS if fuse else None)}
         if self._device.compute_capability() >= (8, 9):

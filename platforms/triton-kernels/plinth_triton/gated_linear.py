@@ -64,8 +64,8 @@ def _gated_linear_kernel(x_desc, w_desc, y_desc, M, N, K, NUM_PROGRAMS: tl.const
 
 
 def gated_supported(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether :func:`gated_linear` takes these operands: 16-bit, same dtype, rows contiguous and
-    16-byte aligned (TMA), an even number of weight rows."""
+    """Whether :func:`gated_linear` takes these operands: 16-bit, same dtype, the weight contiguous and
+    16-byte aligned with a multiple of 16 rows and of 8 columns (TMA; ``x`` is copied when it is not)."""
     k = x.shape[-1]
     return (x.dtype in (torch.bfloat16, torch.float16) and weight.dtype == x.dtype and weight.dim() == 2
             and weight.shape[1] == k and weight.shape[0] % 16 == 0 and k % 8 == 0 and weight.is_contiguous()
@@ -82,7 +82,7 @@ def gated_linear(x: torch.Tensor, weight: torch.Tensor, plan: tuple[int, ...] = 
     n, k = weight.shape
     x2 = x.reshape(-1, k)
     if not x2.is_contiguous() or x2.data_ptr() % 16:
-        x2 = x2.contiguous()
+        x2 = x2.clone(memory_format=torch.contiguous_format)  # a fresh, aligned allocation (TMA)
     m = x2.shape[0]
     out = torch.empty(*x.shape[:-1], n // 2, dtype=x.dtype, device=x.device)
     if m == 0:

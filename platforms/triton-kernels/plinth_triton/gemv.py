@@ -86,10 +86,18 @@ class InterleavedGateUp:
     """A merged gate/up weight with its rows interleaved (``interleave_gate_up``): what
     ``GemvLinear.prepare_gated`` keeps when it fuses the activation."""
 
-    __slots__ = ("weight",)
+    __slots__ = ("weight", "_bias")
 
     def __init__(self, weight: torch.Tensor) -> None:
         self.weight = weight
+        self._bias: tuple[torch.Tensor, torch.Tensor] | None = None  # (the layer's bias, interleaved like the rows)
+
+    def interleaved_bias(self, bias: torch.Tensor) -> torch.Tensor:
+        """``bias`` (gate, then up) in the rows' order, made once per bias tensor."""
+        if self._bias is None or self._bias[0] is not bias:
+            half = bias.shape[0] // 2
+            self._bias = (bias, torch.stack((bias[:half], bias[half:]), dim=1).reshape(bias.shape))
+        return self._bias[1]
 
 
 class GemvLinear(LinearMethod):
@@ -109,9 +117,9 @@ class GemvLinear(LinearMethod):
     def prepare_gated(self, weight):
         from plinth_triton.gated_linear import interleave_gate_up
 
-        if (self.gated_min_rows is None or not isinstance(weight, torch.Tensor)
-                or weight.dtype not in (torch.bfloat16, torch.float16)):
-            return self.prepare(weight)
+        if (self.gated_min_rows is None or not isinstance(weight, torch.Tensor) or weight.dim() != 2
+                or weight.dtype not in (torch.bfloat16, torch.float16) or weight.shape[0] % 16 or weight.shape[1] % 8):
+            return self.prepare(weight)  # the fused kernel could never take it: keep the plain layout
         return InterleavedGateUp(interleave_gate_up(weight))
 
     def apply_silu_and_mul(self, x, prepared, bias, silu_and_mul):
@@ -124,8 +132,7 @@ class GemvLinear(LinearMethod):
         if bias is None and x.numel() >= self.gated_min_rows * x.shape[-1] and gated_supported(x, w):
             return gated_linear(x, w, num_programs=self.num_sms)
         if bias is not None:
-            half = bias.shape[0] // 2
-            bias = torch.stack((bias[:half], bias[half:]), dim=1).reshape(bias.shape)
+            bias = prepared.interleaved_bias(bias)
         return pairwise(self.apply(x, w, bias), interleaved=True)
 
     def prepare(self, weight: torch.Tensor) -> torch.Tensor:

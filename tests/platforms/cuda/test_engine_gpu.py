@@ -224,21 +224,68 @@ def _compiled_variants(fn) -> int:
 def test_no_triton_compile_after_start_up(tmp_path, enforce_eager):
     """The profile run compiles every kernel variant a run can need: batches of any size and mix
     (prefill, chunked, decode, greedy and sampled) compile nothing more."""
-    from plinth_triton import activation, attention_kernel, kv_write, norm, rotary, sampling
+    from plinth_triton import (
+        activation,
+        attention_kernel,
+        gated_linear,
+        kv_write,
+        norm,
+        prefill_attention,
+        rotary,
+        sampling,
+    )
 
     from plinth import LLM, SamplingParams
 
     kernels = [attention_kernel._paged_attention_kernel, attention_kernel._merge_splits_kernel,
                sampling._sample_partial_kernel, sampling._sample_reduce_kernel, rotary._rotary_kernel,
-               norm._rms_norm_kernel, kv_write._write_kv_kernel, activation._silu_and_mul_kernel]
+               norm._rms_norm_kernel, kv_write._write_kv_kernel, activation._silu_and_mul_kernel,
+               gated_linear._gated_linear_kernel, prefill_attention._prefill_attention_kernel]
     path = save_tiny_model("qwen3", tmp_path)
+    # 2,560 tokens a step: prompt steps of 2,048+ rows run the fused gate/up + SiLU GEMM (sm_90+)
     llm = LLM(str(path), device="cuda", dtype="bfloat16", skip_tokenizer_init=True, max_model_len=256,
-              kv_cache_memory_bytes=1 << 30, max_num_seqs=32, max_num_batched_tokens=512,
+              kv_cache_memory_bytes=1 << 30, max_num_seqs=32, max_num_batched_tokens=2560,
               enforce_eager=enforce_eager)
     before = [_compiled_variants(k) for k in kernels]
-    for n, seed in ((1, 1), (3, 2), (17, 3), (30, 4)):
-        prompts = [{"prompt_token_ids": p} for p in _prompts(n, seed)]
+    rng = random.Random(6)
+    batches = [_prompts(n, seed) for n, seed in ((1, 1), (3, 2), (17, 3), (30, 4))]
+    batches.append([[rng.randrange(3, 256) for _ in range(200 + i)] for i in range(12)])  # 2,466 prompt tokens
+    for prompt_ids in batches:
+        n = len(prompt_ids)
         params = [SamplingParams(temperature=0.0 if i % 2 else 0.7, max_tokens=5 + i % 7, ignore_eos=True)
                   for i in range(n)]
-        llm.generate(prompts, params)
+        llm.generate([{"prompt_token_ids": p} for p in prompt_ids], params)
     assert [_compiled_variants(k) for k in kernels] == before
+
+
+def test_fused_gate_up_silu_in_the_engine(tmp_path, monkeypatch):
+    """bf16 prompt steps of 2,048+ rows run the gate/up GEMM with SiLU-and-mul fused (sm_90+): the first
+    token's top logprobs equal those of the same model with the fusion off (cuBLAS + the SiLU kernel)."""
+    if torch.cuda.get_device_capability() < (9, 0):
+        pytest.skip("the fused gate/up GEMM needs sm_90+")
+    from plinth_triton import gated_linear
+    from plinth_triton.gemv import InterleavedGateUp
+
+    from plinth import LLM, SamplingParams
+
+    path = save_tiny_model("llama", tmp_path)
+    rng = random.Random(11)
+    prompts = [{"prompt_token_ids": [rng.randrange(3, 256) for _ in range(450)]} for _ in range(5)]  # 2,250 rows
+    params = SamplingParams(temperature=0, max_tokens=3, ignore_eos=True, logprobs=5)
+    results = {}
+    for fused in ("1", "0"):
+        monkeypatch.setenv("PLINTH_TRITON_GATED_SILU", fused)
+        before = _compiled_variants(gated_linear._gated_linear_kernel)
+        llm = LLM(str(path), device="cuda", dtype="bfloat16", skip_tokenizer_init=True, max_model_len=512,
+                  kv_cache_memory_bytes=1 << 30, max_num_batched_tokens=4096, max_num_seqs=8)
+        gate_up = llm.llm_engine.runner.model.model.layers[0].mlp.gate_up_proj
+        assert isinstance(gate_up.prepared, InterleavedGateUp) == (fused == "1")
+        results[fused] = [o.outputs[0].logprobs[0] for o in llm.generate(prompts, params)]
+        if fused == "1":
+            assert _compiled_variants(gated_linear._gated_linear_kernel) > before or before > 0
+        del llm
+    for got, want in zip(results["1"], results["0"], strict=True):
+        top_want = max(want, key=lambda t: want[t].logprob)
+        assert top_want in got
+        for token in set(got) & set(want):
+            assert abs(got[token].logprob - want[token].logprob) < 0.05, (token, got[token], want[token])

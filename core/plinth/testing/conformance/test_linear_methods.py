@@ -71,8 +71,11 @@ def test_every_methods_gated_path_is_its_unfused_path(plinth_platform, dtype):
     for name, method in _methods(plinth_platform).items():
         for rows in ROWS:
             x, w, b = _inputs(rows, dt, device, seed=100 + rows)
-            unfused = reference.silu_and_mul(method.apply(x, method.prepare(w.clone()), b))
-            got = method.apply_silu_and_mul(x, method.prepare_gated(w.clone()), b, reference.silu_and_mul)
-            plinth_platform.device.synchronize()
-            assert got.shape == unfused.shape and got.dtype == unfused.dtype, name
-            assert_close(got, unfused, dtype, f"method {name!r}: apply_silu_and_mul at {rows} rows")
+            prepared, gated = method.prepare(w.clone()), method.prepare_gated(w.clone())
+            for bias in (None, b):
+                unfused = reference.silu_and_mul(method.apply(x, prepared, bias))
+                got = method.apply_silu_and_mul(x, gated, bias, reference.silu_and_mul)
+                plinth_platform.device.synchronize()
+                assert got.shape == unfused.shape and got.dtype == unfused.dtype, name
+                assert_close(got, unfused, dtype,
+                             f"method {name!r}: apply_silu_and_mul at {rows} rows, bias {bias is not None}")
