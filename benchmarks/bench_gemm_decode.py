@@ -309,6 +309,13 @@ def lm_head(batches) -> dict:
     return results
 
 
+def save_json(path: str | None, result) -> None:
+    """Write ``result`` to ``path`` (the ``--json`` option) when one was given."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lm-head", action="store_true", help="the LM head: BLAS libraries and a few Triton plans")
@@ -321,9 +328,7 @@ def main() -> None:
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, flush=True)
     if args.lm_head:
         results = lm_head(args.batches)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=1)
+        save_json(args.json, results)
         return
     if args.split_k is not None or args.ws is not None:
         results = {}
@@ -338,15 +343,11 @@ def main() -> None:
                 if r["best"]:
                     saved += max(0.0, r["cublas_us"] - r["best"][0]["us"]) * 32 / 1e3
             print(f"M={m}: the best plans would save {saved:.3f} ms a decode step (32 layers)", flush=True)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=1)
+        save_json(args.json, results)
         return
     if args.blas_only:
         results = blas_libraries(args.batches)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(results, f, indent=1)
+        save_json(args.json, results)
         return
     results, step = {}, {}
     for m in args.batches:
@@ -363,9 +364,7 @@ def main() -> None:
     for m, s in step.items():
         print(f"M={m}: 32 layers of linears per decode step: cuBLAS {s['cublas_ms']:.3f} ms, "
               f"best of (cuBLAS, Triton) per shape {s['best_of_both_ms']:.3f} ms", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"shapes": results, "per_step": step}, f, indent=1)
+    save_json(args.json, {"shapes": results, "per_step": step})
 
 
 if __name__ == "__main__":

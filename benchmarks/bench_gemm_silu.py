@@ -187,6 +187,13 @@ def rows_sweep(rows: list[int], rounds: int = 3) -> list[dict]:
     return out
 
 
+def save_json(path: str | None, result) -> None:
+    """Write ``result`` to ``path`` (the ``--json`` option) when one was given."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="*", help="time the engine's kernel at these row counts instead")
@@ -197,9 +204,7 @@ def main() -> None:
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, flush=True)
     if args.rows:
         result = rows_sweep(args.rows)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=1)
+        save_json(args.json, result)
         return
     rows = []
     for m in args.tokens:
@@ -207,9 +212,7 @@ def main() -> None:
         rows.append(measure(m, "gate_up", n, k, fused=True))
         for name in args.plain:
             rows.append(measure(m, name, *LLAMA_LINEARS[name], fused=False))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    save_json(args.json, rows)
 
 
 if __name__ == "__main__":
