@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
-from graph_timing import graph_ms
+from graph_timing import graph_ms, save_json
 
 LLAMA_LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}
 COPIES, LAUNCHES = 4, 24
@@ -307,13 +307,6 @@ def lm_head(batches) -> dict:
         print(f"lm_head M={m}", json.dumps(row), flush=True)
         results[f"M={m}"] = row
     return results
-
-
-def save_json(path: str | None, result) -> None:
-    """Write ``result`` to ``path`` (the ``--json`` option) when one was given."""
-    if path:
-        with open(path, "w") as f:
-            json.dump(result, f, indent=1)
 
 
 def main() -> None:

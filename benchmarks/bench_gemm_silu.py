@@ -17,14 +17,13 @@ against cuBLAS at these sizes. Every plan is checked against the unfused torch p
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
-from graph_timing import graph_ms
+from graph_timing import graph_ms, save_json
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 LLAMA_LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}
@@ -185,13 +184,6 @@ def rows_sweep(rows: list[int], rounds: int = 3) -> list[dict]:
             print(row, flush=True)
             out.append(row)
     return out
-
-
-def save_json(path: str | None, result) -> None:
-    """Write ``result`` to ``path`` (the ``--json`` option) when one was given."""
-    if path:
-        with open(path, "w") as f:
-            json.dump(result, f, indent=1)
 
 
 def main() -> None:

@@ -1,8 +1,18 @@
-"""Timing GPU work the way the engine's decode graphs run it: replays of one CUDA graph, no host launch cost."""
+"""Timing GPU work the way the engine's decode graphs run it: replays of one CUDA graph, no host launch cost.
+Also the benchmarks' ``--json`` writer."""
 
 from __future__ import annotations
 
+import json
+
 import torch
+
+
+def save_json(path: str | None, result) -> None:
+    """Write ``result`` to ``path`` (the ``--json`` option) when one was given."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1)
 
 
 def graph_ms(fn, launches: int, reps: int = 20) -> float:
