@@ -21,15 +21,6 @@ GATED_MIN_ROWS = 2048
 GATED_MIN_SHARED_MEMORY = 180 * 1024
 
 
-def _shared_memory_per_sm() -> int:
-    """Shared memory of one SM of device 0 (torch builds without the field: 228 KB on sm_90 / sm_100, else 0)."""
-    props = torch.cuda.get_device_properties(0)
-    smem = getattr(props, "shared_memory_per_multiprocessor", None)
-    if smem is None:
-        return 228 * 1024 if props.major in (9, 10) else 0
-    return int(smem)
-
-
 class CudaPlatform(Platform):
     name = "cuda"
 
@@ -93,7 +84,7 @@ class CudaPlatform(Platform):
         ``--quantization fp8``: e4m3 weights per channel, e4m3 activations per token)."""
         from plinth_triton.gemv import GemvLinear
 
-        fuse = (self._device.compute_capability() >= (9, 0) and _shared_memory_per_sm() >= GATED_MIN_SHARED_MEMORY
+        fuse = (self._device.compute_capability() >= (9, 0) and self._device.shared_memory_per_sm() >= GATED_MIN_SHARED_MEMORY
                 and os.environ.get("PLINTH_TRITON_GATED_SILU", "1") != "0")
         methods = {GemvLinear.name: GemvLinear(num_sms=self._device.multiprocessor_count(),
                                                gated_min_rows=GATED_MIN_ROWS if fuse else None)}

@@ -23,7 +23,7 @@ GATED_PLAN = (128, 256, 64, 3, 8, 8)
 
 
 def interleave_gate_up(weight: torch.Tensor) -> torch.Tensor:
-    """``[gate; up]`` rows (``[2I, K]``) -> ``gate_0, up_0, gate_1, up_1, ...`` (a new tensor)."""
+    """``[gate; up]`` rows (``[2I, K]``, or a ``[2I]`` bias) -> ``gate_0, up_0, gate_1, up_1, ...`` (a new tensor)."""
     half = weight.shape[0] // 2
     return torch.stack((weight[:half], weight[half:]), dim=1).reshape(weight.shape)
 
@@ -63,13 +63,18 @@ def _gated_linear_kernel(x_desc, w_desc, y_desc, M, N, K, NUM_PROGRAMS: tl.const
         _store_silu_and_mul(y_desc, acc, pid_m * BLOCK_M, pid_n * BLOCK_N, BLOCK_M, BLOCK_N)
 
 
+def fusable_weight(weight) -> bool:
+    """Whether :func:`gated_linear` can ever take this (interleaved) weight: a 16-bit 2-D tensor with a
+    multiple of 16 rows and of 8 columns (TMA tiles and 16-byte row strides)."""
+    return (isinstance(weight, torch.Tensor) and weight.dim() == 2 and weight.dtype in (torch.bfloat16, torch.float16)
+            and weight.shape[0] % 16 == 0 and weight.shape[1] % 8 == 0)
+
+
 def gated_supported(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether :func:`gated_linear` takes these operands: 16-bit, same dtype, the weight contiguous and
-    16-byte aligned with a multiple of 16 rows and of 8 columns (TMA; ``x`` is copied when it is not)."""
-    k = x.shape[-1]
-    return (x.dtype in (torch.bfloat16, torch.float16) and weight.dtype == x.dtype and weight.dim() == 2
-            and weight.shape[1] == k and weight.shape[0] % 16 == 0 and k % 8 == 0 and weight.is_contiguous()
-            and weight.data_ptr() % 16 == 0)
+    """Whether :func:`gated_linear` takes these operands: a :func:`fusable_weight`, contiguous and 16-byte
+    aligned, and ``x`` of its dtype and width (``x`` is copied when misaligned or strided)."""
+    return (fusable_weight(weight) and x.dtype == weight.dtype and x.shape[-1] == weight.shape[1]
+            and weight.is_contiguous() and weight.data_ptr() % 16 == 0)
 
 
 def gated_linear(x: torch.Tensor, weight: torch.Tensor, plan: tuple[int, ...] = GATED_PLAN, *,

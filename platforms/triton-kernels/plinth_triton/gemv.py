@@ -95,8 +95,9 @@ class InterleavedGateUp:
     def interleaved_bias(self, bias: torch.Tensor) -> torch.Tensor:
         """``bias`` (gate, then up) in the rows' order, made once per bias tensor."""
         if self._bias is None or self._bias[0] is not bias:
-            half = bias.shape[0] // 2
-            self._bias = (bias, torch.stack((bias[:half], bias[half:]), dim=1).reshape(bias.shape))
+            from plinth_triton.gated_linear import interleave_gate_up
+
+            self._bias = (bias, interleave_gate_up(bias))
         return self._bias[1]
 
 
@@ -115,10 +116,9 @@ class GemvLinear(LinearMethod):
         self.gated_min_rows = gated_min_rows
 
     def prepare_gated(self, weight):
-        from plinth_triton.gated_linear import interleave_gate_up
+        from plinth_triton.gated_linear import fusable_weight, interleave_gate_up
 
-        if (self.gated_min_rows is None or not isinstance(weight, torch.Tensor) or weight.dim() != 2
-                or weight.dtype not in (torch.bfloat16, torch.float16) or weight.shape[0] % 16 or weight.shape[1] % 8):
+        if self.gated_min_rows is None or not fusable_weight(weight):
             return self.prepare(weight)  # the fused kernel could never take it: keep the plain layout
         return InterleavedGateUp(interleave_gate_up(weight))
 

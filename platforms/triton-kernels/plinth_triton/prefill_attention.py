@@ -117,7 +117,7 @@ def dense_prefill_applies(query: torch.Tensor, key: torch.Tensor, value: torch.T
 def dense_prefill_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, out: torch.Tensor, *,
     query_start_loc: torch.Tensor, seq_lens: torch.Tensor, num_reqs: int, scale: float,
-    plan: tuple[int, ...] | None = None,
+    plan: tuple[int, int, int, int, bool] | None = None,
 ) -> torch.Tensor:
     """Causal attention of the fresh prompts among ``num_reqs`` requests: ``query [T, H, D]`` over
     ``key``/``value`` ``[T, KVH, D]`` (the same tokens), request ``i`` being tokens
@@ -129,8 +129,7 @@ def dense_prefill_attention(
     num_tokens, num_heads, head = query.shape
     kv_heads = key.shape[1]
     group = num_heads // kv_heads
-    block_q, block_n, warps, stages, *ws = plan or plan_prefill(group, head, query.element_size())
-    ws = bool(ws and ws[0])
+    block_q, block_n, warps, stages, ws = plan or plan_prefill(group, head, query.element_size())
     q_desc = TensorDescriptor(query, list(query.shape), list(query.stride()), [block_q, group, head])
     k_desc = TensorDescriptor(key, list(key.shape), list(key.stride()), [block_n, 1, head])
     v_desc = TensorDescriptor(value, list(value.shape), list(value.stride()), [block_n, 1, head])

@@ -13,22 +13,24 @@ if importlib.util.find_spec("plinth_cuda") is None or importlib.util.find_spec("
 
 
 class FakeDevice:
-    def __init__(self, capability):
-        self.capability = capability
+    def __init__(self, capability, smem_kb):
+        self.capability, self.smem = capability, smem_kb * 1024
 
     def compute_capability(self):
         return self.capability
+
+    def shared_memory_per_sm(self):
+        return self.smem
 
     def multiprocessor_count(self):
         return 132
 
 
-def _platform(monkeypatch, capability, smem_kb):
-    from plinth_cuda import platform as cuda_platform
+def _platform(capability, smem_kb):
+    from plinth_cuda.platform import CudaPlatform
 
-    monkeypatch.setattr(cuda_platform, "_shared_memory_per_sm", lambda: smem_kb * 1024)
-    plat = object.__new__(cuda_platform.CudaPlatform)
-    plat._device = FakeDevice(capability)
+    plat = object.__new__(CudaPlatform)
+    plat._device = FakeDevice(capability, smem_kb)
     return plat
 
 
@@ -46,7 +48,7 @@ def test_gated_fusion_switch(monkeypatch, capability, smem_kb, env, fused):
         monkeypatch.delenv("PLINTH_TRITON_GATED_SILU", raising=False)
     else:
         monkeypatch.setenv("PLINTH_TRITON_GATED_SILU", env)
-    method = _platform(monkeypatch, capability, smem_kb).quantization_methods()["unquantized"]
+    method = _platform(capability, smem_kb).quantization_methods()["unquantized"]
     assert method.gated_min_rows == (GATED_MIN_ROWS if fused else None)
 
 
@@ -58,7 +60,7 @@ def test_gated_fusion_switch(monkeypatch, capability, smem_kb, env, fused):
 ])
 def test_shared_memory_per_sm(monkeypatch, props, expected_kb):
     import torch
-    from plinth_cuda.platform import _shared_memory_per_sm
+    from plinth_cuda.device import CudaDeviceOps
 
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index=0: props)
-    assert _shared_memory_per_sm() == expected_kb * 1024
+    assert CudaDeviceOps().shared_memory_per_sm() == expected_kb * 1024
