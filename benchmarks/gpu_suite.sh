@@ -41,6 +41,8 @@
 #   bash benchmarks/gpu_suite.sh round15a # fused gate/up + SiLU: kernel tests, fused vs unfused by rows, T1 off/on, engine tests
 #   bash benchmarks/gpu_suite.sh round15b # LM head at decode batches; dense prefill with warp-specialized KV loop; T3 off/on
 #   bash benchmarks/gpu_suite.sh round15d # dense/mixed kernel + engine tests; T1 at 16384, 4096, 8192 tokens a step
+#   bash benchmarks/gpu_suite.sh round16a # cuBLAS call forms at decode and prefill sizes; T1 at 256 vs 384 requests a
+#                                         # step, then a T1 timeline at 384
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -147,6 +149,24 @@ if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense pr
         PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
     done
+    stamp "done"
+fi
+if [[ $STAGE == round16a ]]; then  # cuBLAS call forms; T1 by max_num_seqs; a T1 timeline at 384
+    SECONDS=0; SUITE_BUDGET=575
+    stamp "cuBLAS call forms"
+    timeout "$(left 150)" python3 benchmarks/bench_gemm_decode.py --forms --batches 200 256 362 16384 \
+        --json "$OUT/gemm_forms.json" 2>&1 | grep -v "^$" | tail -25
+    nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw --format=csv,noheader -lms 500 >"$OUT/smi_t1.csv" 2>/dev/null &
+    SMI=$!
+    for seqs in 384 256; do
+        stamp "T1 --max-num-seqs $seqs"
+        BENCH_TIMEOUT=$(left 110) bench "t1_seqs$seqs" throughput --workload T1 --max-num-seqs $seqs
+        grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t1_seqs$seqs.json"
+    done
+    stamp "T1 timeline at 384"
+    timeout "$(left 400)" python3 benchmarks/profile_step_timeline.py --workload T1 --max-num-seqs 384 \
+        --json "$OUT/timeline_t1_384.json" 2>&1 | tail -40
+    kill $SMI 2>/dev/null
     stamp "done"
 fi
 if [[ $STAGE == round15d ]]; then  # warp-specialized dense prefill: kernel + engine tests; T1 by tokens a step

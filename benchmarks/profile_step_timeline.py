@@ -67,6 +67,7 @@ def main() -> None:
     ap.add_argument("--workload", default="T3")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--num-requests", type=int)
+    ap.add_argument("--max-num-seqs", type=int, default=256)
     ap.add_argument("--json")
     args = ap.parse_args()
 
@@ -77,7 +78,7 @@ def main() -> None:
     from plinth.bench.workloads import build_workload
 
     workload = build_workload(args.workload, args.num_requests)
-    llm, _ = _make_llm(workload, BenchOptions(device=args.device))
+    llm, _ = _make_llm(workload, BenchOptions(device=args.device, max_num_seqs=args.max_num_seqs))
     warm = workload.requests[:4]
     llm.generate([{"prompt_token_ids": r.prompt_token_ids} for r in warm],
                  [_params(workload, 16) for r in warm])
