@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--workload", default="T3")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--num-requests", type=int)
-    ap.add_argument("--max-num-seqs", type=int, default=256)
+    ap.add_argument("--max-num-seqs", type=int, help="default: the platform's")
     ap.add_argument("--json")
     args = ap.parse_args()
 

@@ -45,10 +45,16 @@ def kv_storage_dtype(name: str, model_dtype):
 ADMISSION_RULES = ("forecast", "greedy")  # SchedulerConfig.admission
 
 
+#: step limits where neither the user nor the platform (``Capabilities.default_max_num_seqs`` / ``_batched_tokens``)
+#: sets one: vLLM's defaults for GPUs under 70 GiB
+CORE_MAX_NUM_SEQS = 256
+CORE_MAX_NUM_BATCHED_TOKENS = 8192
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
-    max_num_seqs: int = 256  # requests in one step
-    max_num_batched_tokens: int = 8192  # tokens (prefill + decode) in one step
+    max_num_seqs: int = CORE_MAX_NUM_SEQS  # requests in one step
+    max_num_batched_tokens: int = CORE_MAX_NUM_BATCHED_TOKENS  # tokens (prefill + decode) in one step
     max_model_len: int | None = None  # None = from the model config
     enable_chunked_prefill: bool = True  # split long prompts over steps
     policy: str = "fcfs"  # "fcfs" or "priority"

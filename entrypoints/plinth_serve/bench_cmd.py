@@ -77,9 +77,10 @@ def bench_throughput(
     device: str | None = typer.Option(None, help="Platform (cuda, cpu, ...). Default: the best available."),
     num_requests: int | None = typer.Option(None, min=1, help="Scale T1/T2 down to this many requests."),
     enforce_eager: bool = typer.Option(False, help="Never capture device graphs."),
-    max_num_seqs: int = typer.Option(256, min=1),
-    max_num_batched_tokens: int = typer.Option(16384, min=1, help="Tokens per step. 16384 is vLLM's offline "
-                                               "default on 70+ GB GPUs (fewer, larger prefill steps)."),
+    max_num_seqs: int | None = typer.Option(None, min=1, help="Requests per step. Default: the platform's (1024 on "
+                                            "GPUs of 70+ GiB but the A100, vLLM's offline default there; else 256)."),
+    max_num_batched_tokens: int | None = typer.Option(None, min=1, help="Tokens per step. Default: the platform's "
+                                                      "(16384 on GPUs of 70+ GiB but the A100, as vLLM; else 8192)."),
     gpu_memory_utilization: float = typer.Option(0.9, min=0.05, max=1.0),
     admission: str = typer.Option("forecast", help="forecast: admit a request only if the running ones' "
                                   "projected KV growth leaves room; greedy: whenever its prompt fits (vLLM's)."),

@@ -32,7 +32,9 @@ def serve(
                                                 "model's, capped by the KV cache.", rich_help_panel=_ENGINE),
     gpu_memory_utilization: float = typer.Option(0.9, help="Fraction of device memory for weights and KV cache.",
                                                  rich_help_panel=_ENGINE),
-    max_num_seqs: int = typer.Option(256, help="Sequences batched per step.", rich_help_panel=_ENGINE),
+    max_num_seqs: int | None = typer.Option(None, min=1, help="Sequences batched per step. Default: the platform's "
+                                            "(1024 on GPUs of 70+ GiB but the A100, as vLLM; else 256).",
+                                            rich_help_panel=_ENGINE),
     max_num_batched_tokens: int = typer.Option(8192, help="Tokens per step.", rich_help_panel=_ENGINE),
     enable_prefix_caching: bool = typer.Option(True, "--enable-prefix-caching/--no-enable-prefix-caching",
                                                help="Reuse KV blocks of shared prompt prefixes.",

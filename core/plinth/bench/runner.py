@@ -18,8 +18,10 @@ class BenchOptions:
     device: str | None = None  # platform name; None = the best available
     num_requests: int | None = None  # scale T1/T2 down
     enforce_eager: bool = False  # no device graphs
-    max_num_seqs: int = 256
-    max_num_batched_tokens: int = 16384  # vLLM's offline (LLM-class) default on 70+ GB GPUs
+    # None = the platform's defaults, as `vllm bench throughput` takes vLLM's: on the cuda platform's 70+ GiB
+    # GPUs 1,024 requests and 16,384 tokens a step (vLLM's offline defaults there), else 256 and 8,192
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
     gpu_memory_utilization: float = 0.9
     warmup_requests: int = 4  # a short untimed run first (kernel compilation, allocator warm-up)
     engine_options: dict | None = None  # anything else, vLLM names
@@ -29,8 +31,8 @@ def _make_llm(workload: Workload, options: BenchOptions):
     from plinth import LLM
 
     # prefix caching off unless asked for (the recorded figures ran without it; random prompts share no prefix)
-    engine = {"enable_prefix_caching": False, "max_num_seqs": options.max_num_seqs,
-              "max_num_batched_tokens": options.max_num_batched_tokens,
+    limits = {"max_num_seqs": options.max_num_seqs, "max_num_batched_tokens": options.max_num_batched_tokens}
+    engine = {"enable_prefix_caching": False, **{k: v for k, v in limits.items() if v is not None},
               "gpu_memory_utilization": options.gpu_memory_utilization, "enforce_eager": options.enforce_eager,
               **workload.engine_options, **(options.engine_options or {})}
     start = time.perf_counter()
@@ -53,8 +55,9 @@ def _environment(llm) -> dict[str, Any]:
     platform = llm.llm_engine.platform
     info = {"platform": platform.name, "device_name": platform.device.device_name(),
             "torch": torch.__version__, **dict(platform.capabilities.info)}
-    runner = llm.llm_engine.runner
-    info.update(num_kv_blocks=runner.num_kv_blocks, block_size=runner.block_size,
+    runner, sched = llm.llm_engine.runner, llm.llm_engine.config.scheduler
+    info.update(max_num_seqs=sched.max_num_seqs, max_num_batched_tokens=sched.max_num_batched_tokens,
+                num_kv_blocks=runner.num_kv_blocks, block_size=runner.block_size,
                 graph_mode=getattr(runner.graph_runner, "mode", "eager"),
                 graphs_captured=len(runner.graph_runner.captured()),
                 capture_seconds=round(getattr(runner, "capture_seconds", 0.0), 3))

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from plinth.config import CacheConfig, EngineConfig, GraphConfig, SchedulerConfig
+from plinth.config import (
+    CORE_MAX_NUM_BATCHED_TOKENS,
+    CORE_MAX_NUM_SEQS,
+    CacheConfig,
+    EngineConfig,
+    GraphConfig,
+    SchedulerConfig,
+)
 
 
 @dataclass
@@ -17,8 +24,8 @@ class EngineArgs:
     seed: int = 0
     load_format: str = "auto"  # "auto", "safetensors", "gguf", "dummy"
     max_model_len: int | None = None
-    max_num_seqs: int = 256
-    max_num_batched_tokens: int = 8192
+    max_num_seqs: int | None = None  # None = the platform's default (Capabilities), else 256
+    max_num_batched_tokens: int | None = None  # None = the platform's default, else 8192
     enable_chunked_prefill: bool = True
     scheduling_policy: str = "fcfs"
     admission: str = "forecast"  # "forecast": admit only if the KV forecast fits; "greedy": vLLM's
@@ -39,7 +46,12 @@ class EngineArgs:
             raise TypeError(f"unknown engine option(s) {unknown}; known options: {sorted(known)}")
         return cls(**kwargs)
 
-    def engine_config(self, max_model_len: int) -> EngineConfig:
+    def engine_config(self, max_model_len: int, default_max_num_seqs: int | None = None,
+                      default_max_num_batched_tokens: int | None = None) -> EngineConfig:
+        """The typed config; step limits left None take the given defaults (the platform's), then core's."""
+        max_num_seqs = _first_set(self.max_num_seqs, default_max_num_seqs, CORE_MAX_NUM_SEQS)
+        max_num_batched_tokens = _first_set(self.max_num_batched_tokens, default_max_num_batched_tokens,
+                                            CORE_MAX_NUM_BATCHED_TOKENS)
         return EngineConfig(
             model=self.model, dtype=self.dtype, seed=self.seed, load_format=self.load_format,
             quantization=self.quantization,
@@ -49,8 +61,12 @@ class EngineArgs:
                 gpu_memory_utilization=self.gpu_memory_utilization,
                 kv_cache_memory_bytes=self.kv_cache_memory_bytes, kv_cache_dtype=self.kv_cache_dtype),
             scheduler=SchedulerConfig(
-                max_num_seqs=self.max_num_seqs, max_num_batched_tokens=self.max_num_batched_tokens,
+                max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                 max_model_len=max_model_len, enable_chunked_prefill=self.enable_chunked_prefill,
                 policy=self.scheduling_policy, admission=self.admission),
             graph=GraphConfig(mode="eager" if self.enforce_eager else "auto"),
         )
+
+
+def _first_set(*values: int | None) -> int:
+    return next(v for v in values if v is not None)

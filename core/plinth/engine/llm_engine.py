@@ -39,7 +39,9 @@ class LLMEngine:
             max_model_len=args.max_model_len, tokenizer=args.tokenizer)
         # before the weights: a missing tokenizer should not cost a model load to find out
         self.tokenizer = None if args.skip_tokenizer_init else load_tokenizer(self.model_config)
-        config = args.engine_config(self.model_config.max_model_len)
+        caps = self.platform.capabilities
+        config = args.engine_config(self.model_config.max_model_len, caps.default_max_num_seqs,
+                                    caps.default_max_num_batched_tokens)
         config = dataclasses.replace(config, quantization=self._quantization(args.quantization))
         self._check_kv_cache_dtype(config.cache.kv_cache_dtype)
         config = apply_config_patch(config, self.platform.configure(config), self.platform.name)

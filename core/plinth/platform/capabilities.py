@@ -31,6 +31,16 @@ class Capabilities:
     distributed_backend: str | None = None  # torch.distributed backend: "gloo", "nccl", "xla", ...
     features: frozenset[str] = frozenset()  # Feature names the platform supports
     info: Mapping[str, str] = field(default_factory=dict)  # shown by `plinth platforms` (isa, sm, ...)
+    # (API 1.6) step limits where the user sets none, as vLLM picks them by device (e.g. 1,024 requests and
+    # 16,384 tokens a step on GPUs of 70+ GiB); None leaves core's: CORE_MAX_NUM_SEQS, CORE_MAX_NUM_BATCHED_TOKENS
+    default_max_num_seqs: int | None = None
+    default_max_num_batched_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("default_max_num_seqs", "default_max_num_batched_tokens"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"Capabilities.{name} must be a positive int or None, got {value!r}")
 
     def supports(self, feature: str) -> bool:
         return feature in self.features

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PLATFORM_API: tuple[int, int] = (1, 5)
+PLATFORM_API: tuple[int, int] = (1, 6)
 """``(major, minor)``. Minor versions only add members with defaults; removal bumps major.
 
 History: 1.0 first contract; 1.1 adds ``GraphRunner.static_shapes`` (default False),
@@ -16,7 +16,9 @@ platforms whose torch backend offers ``torch.<dev>.graph``); 1.2 adds ``Feature.
 method that sets it False leaves the LM head on the platform's unquantized method; 1.5 adds
 ``LinearMethod.prepare_gated(weight)`` and ``LinearMethod.apply_silu_and_mul(x, prepared, bias, silu_and_mul)``
 (defaults: ``prepare``, then ``apply`` and the ``Op.SILU_AND_MUL`` kernel): merged gate/up projections
-followed by SiLU-and-mul (Llama-style MLPs) call them, so a method may fuse the activation into its GEMM.
+followed by SiLU-and-mul (Llama-style MLPs) call them, so a method may fuse the activation into its GEMM;
+1.6 adds ``Capabilities.default_max_num_seqs`` and ``Capabilities.default_max_num_batched_tokens`` (default None):
+the step limits an engine takes where the user sets none (vLLM's per-device defaults).
 """
 
 ApiRange = tuple[tuple[int, int], tuple[int, int]]

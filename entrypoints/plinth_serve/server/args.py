@@ -22,7 +22,7 @@ class ServerArgs:
     dtype: str = "auto"
     max_model_len: int | None = None
     gpu_memory_utilization: float = 0.9
-    max_num_seqs: int = 256
+    max_num_seqs: int | None = None  # None = the platform's default (vLLM's per-device one), else 256
     max_num_batched_tokens: int = 8192
     enable_prefix_caching: bool = True
     admission: str = "forecast"  # "forecast" (KV-forecast admission) or "greedy" (vLLM's)

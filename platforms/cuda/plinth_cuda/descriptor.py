@@ -26,7 +26,8 @@ DESCRIPTOR = PlatformDescriptor(
     name="cuda",
     platform_class="plinth_cuda.platform:CudaPlatform",
     probe=probe,
-    api=((1, 5), (2, 0)),  # LinearMethod.quantizes_lm_head (1.4): fp8; prepare_gated, apply_silu_and_mul (1.5)
+    # LinearMethod.quantizes_lm_head (1.4): fp8; prepare_gated, apply_silu_and_mul (1.5); batch defaults (1.6)
+    api=((1, 6), (2, 0)),
     priority=100,
     description="NVIDIA GPUs: Triton paged attention and fused kernels, CUDA graphs, NCCL",
 )

@@ -19,6 +19,10 @@ GATED_MIN_ROWS = 2048
 #: shared memory the fused kernel's plan needs on one SM (3 stages of 128 x 64 + 256 x 64 bf16 tiles and the
 #: 128 x 128 output tile: 176 KB); sm_90 / sm_100 have 228 KB an SM, consumer Blackwell (sm_120) 100 KB
 GATED_MIN_SHARED_MEMORY = 180 * 1024
+#: vLLM's offline step limits on GPUs of 70+ GiB other than the A100 (H100, H200, B200): 1,024 requests and
+#: 16,384 tokens a step where the user sets none; smaller GPUs keep core's 256 and 8,192
+LARGE_GPU_MEMORY = 70 * 2**30
+LARGE_GPU_MAX_NUM_SEQS, LARGE_GPU_MAX_NUM_BATCHED_TOKENS = 1024, 16384
 
 
 class CudaPlatform(Platform):
@@ -48,6 +52,7 @@ class CudaPlatform(Platform):
                     Feature.PROFILE_RUN}
         if (major, minor) >= (8, 9):
             features.add(Feature.FP8)
+        large = self._device.total_memory() >= LARGE_GPU_MEMORY and "a100" not in self._device.device_name().lower()
         return Capabilities(
             dtypes=dtypes,
             kv_cache_dtypes=kv_dtypes,
@@ -56,6 +61,8 @@ class CudaPlatform(Platform):
             features=frozenset(features),
             info={"device": self._device.device_name(), "sm": f"{major}{minor}",
                   "sms": str(self._device.multiprocessor_count()), "triton": _triton_version()},
+            default_max_num_seqs=LARGE_GPU_MAX_NUM_SEQS if large else None,
+            default_max_num_batched_tokens=LARGE_GPU_MAX_NUM_BATCHED_TOKENS if large else None,
         )
 
     def configure(self, config) -> ConfigPatch:

@@ -11,8 +11,15 @@ GRAPH_MODES = ("hip_graph", "eager")
 MI300_CLASS = ("gfx942", "gfx950")
 
 
+def rocm_batch_defaults(arch: str) -> tuple[int | None, int | None]:
+    """``(max_num_seqs, max_num_batched_tokens)`` where the user sets none (``Capabilities``): MI300-class GPUs
+    (large HBM, many CUs) take vLLM's defaults for 70+ GiB devices, 1,024 requests and 16,384 tokens a step, so
+    prefill steps stay large; others keep core's."""
+    return (1024, 16384) if arch in MI300_CLASS else (None, None)
+
+
 def rocm_config_patch(config, arch: str, supported_block_sizes: tuple[int, ...]) -> ConfigPatch:
-    """Block size, graph mode, capture sizes and step budget for ``arch`` (a gfx name)."""
+    """Block size, graph mode and capture sizes for ``arch`` (a gfx name)."""
     errors = []
     mode = config.graph.mode
     if mode not in ("auto", *GRAPH_MODES):
@@ -22,9 +29,5 @@ def rocm_config_patch(config, arch: str, supported_block_sizes: tuple[int, ...])
     sizes = tuple(s for s in CAPTURE_SIZES if s <= max_seqs)
     if max_seqs not in sizes and max_seqs <= 512:
         sizes = (*sizes, max_seqs)
-    budget = None
-    if arch in MI300_CLASS:
-        # MI300-class: large HBM and many CUs; a bigger step budget keeps prefill efficient (vLLM's ROCm default)
-        budget = max(config.scheduler.max_num_batched_tokens, 16384)
     return ConfigPatch(block_size=block_size, graph_mode="hip_graph" if mode == "auto" else None,
-                       capture_sizes=sizes, max_num_batched_tokens=budget, errors=tuple(errors))
+                       capture_sizes=sizes, errors=tuple(errors))

@@ -31,7 +31,8 @@ DESCRIPTOR = PlatformDescriptor(
     name="rocm",
     platform_class="plinth_rocm.platform:RocmPlatform",
     probe=probe,
-    api=((1, 2), (2, 0)),  # Op.QK_NORM_ROTARY from plinth_triton, Feature.PROFILE_RUN (1.2)
+    # Op.QK_NORM_ROTARY from plinth_triton, Feature.PROFILE_RUN (1.2); Capabilities batch defaults (1.6)
+    api=((1, 6), (2, 0)),
     priority=100,
     description="AMD GPUs (ROCm): shared Triton kernels, HIP graphs, RCCL; not yet run on AMD hardware",
 )

@@ -15,7 +15,7 @@ from plinth.platform import (
     Platform,
     StreamGraphRunner,
 )
-from plinth_rocm.config import GRAPH_MODES, MI300_CLASS, rocm_config_patch
+from plinth_rocm.config import GRAPH_MODES, MI300_CLASS, rocm_batch_defaults, rocm_config_patch
 from plinth_rocm.device import RocmDeviceOps
 
 
@@ -38,6 +38,7 @@ class RocmPlatform(Platform):
         features = {Feature.PREFIX_CACHING, Feature.CHUNKED_PREFILL, Feature.PROFILE_RUN}  # Triton JIT kernels
         if arch in MI300_CLASS:
             features.add(Feature.FP8)  # OCP/FNUZ fp8 matrix cores (no fp8 kernels are registered yet)
+        max_seqs, budget = rocm_batch_defaults(arch)
         return Capabilities(
             dtypes=("bfloat16", "float16", "float32"),
             kv_cache_dtypes=("bfloat16", "float16", "float32"),
@@ -46,6 +47,8 @@ class RocmPlatform(Platform):
             features=frozenset(features),
             info={"device": self._device.device_name(), "arch": arch, "hip": str(torch.version.hip),
                   "verified": "not run on AMD hardware"},
+            default_max_num_seqs=max_seqs,
+            default_max_num_batched_tokens=budget,
         )
 
     def configure(self, config):

@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 from plinth_rocm import descriptor
-from plinth_rocm.config import CAPTURE_SIZES, rocm_config_patch
+from plinth_rocm.config import CAPTURE_SIZES, rocm_batch_defaults, rocm_config_patch
 
 from plinth.config import EngineConfig
+from plinth.engine.engine_args import EngineArgs
 from plinth.platform import StreamGraphRunner
 from plinth.platform.configure import apply_config_patch
 
@@ -61,7 +62,17 @@ def test_config_patch(arch):
     patched = apply_config_patch(config, rocm_config_patch(config, arch, BLOCKS), "rocm")
     assert patched.cache.block_size == 16 and patched.graph.mode == "hip_graph"
     assert patched.graph.capture_sizes == tuple(sorted(CAPTURE_SIZES[:CAPTURE_SIZES.index(256) + 1], reverse=True))
-    assert patched.scheduler.max_num_batched_tokens == (16384 if arch == "gfx942" else 8192)
+    assert patched.scheduler == config.scheduler  # step limits are defaults (Capabilities), never overrides
+
+
+@pytest.mark.parametrize("arch,expected", [("gfx942", (1024, 16384)), ("gfx950", (1024, 16384)),
+                                           ("gfx90a", (256, 8192))])
+def test_batch_defaults_apply_only_where_the_user_set_none(arch, expected):
+    defaults = rocm_batch_defaults(arch)
+    sched = EngineArgs().engine_config(2048, *defaults).scheduler
+    assert (sched.max_num_seqs, sched.max_num_batched_tokens) == expected
+    sched = EngineArgs(max_num_seqs=64, max_num_batched_tokens=4096).engine_config(2048, *defaults).scheduler
+    assert (sched.max_num_seqs, sched.max_num_batched_tokens) == (64, 4096)
 
 
 def test_config_refuses_unknown_graph_mode():

@@ -38,6 +38,20 @@ def test_default_config_runs(plinth_platform):
     _check_block_size(plinth_platform, patched)
 
 
+def test_default_step_limits_run(plinth_platform):
+    """The step limits the platform declares for users who set none (``Capabilities``, API 1.6) configure cleanly."""
+    from plinth.engine.engine_args import EngineArgs
+
+    caps = plinth_platform.capabilities
+    config = EngineArgs().engine_config(2048, caps.default_max_num_seqs, caps.default_max_num_batched_tokens)
+    patched = _apply(plinth_platform, config)
+    assert patched.scheduler.max_num_seqs >= 1 and patched.scheduler.max_num_batched_tokens >= 1
+    if patched.graph.capture_sizes:
+        assert max(patched.graph.capture_sizes) <= patched.scheduler.max_num_seqs, (
+            "capture sizes above the step's request limit would never replay")
+    _check_block_size(plinth_platform, patched)
+
+
 @pytest.mark.parametrize("block_size", [1, 16, 32, 64, 256, 48])
 def test_any_block_size_is_fixed_or_refused(plinth_platform, block_size):
     """A user's block size is either patched to one a backend supports or refused with a reason."""
