@@ -43,6 +43,8 @@
 #   bash benchmarks/gpu_suite.sh round15d # dense/mixed kernel + engine tests; T1 at 16384, 4096, 8192 tokens a step
 #   bash benchmarks/gpu_suite.sh round16a # cuBLAS call forms at decode and prefill sizes; T1 at 256 vs 384 requests a
 #                                         # step, then a T1 timeline at 384
+#   bash benchmarks/gpu_suite.sh round16b # the platform's step limits (1,024 requests, 16,384 tokens): T1, T3, T2;
+#                                         # then T2 at 256 requests a step
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -149,6 +151,21 @@ if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense pr
         PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
     done
+    stamp "done"
+fi
+if [[ $STAGE == round16b ]]; then  # T1, T3, T2 at the platform's default step limits; T2 at 256 requests
+    SECONDS=0; SUITE_BUDGET=580
+    nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw --format=csv,noheader -lms 500 >"$OUT/smi.csv" 2>/dev/null &
+    SMI=$!
+    for w in T1 T3 T2; do
+        stamp "$w at the platform's defaults"
+        BENCH_TIMEOUT=$(left 240) bench "${w,,}" throughput --workload $w
+        grep -h '"output_tok_s"\|"elapsed_s"\|"num_kv_blocks"\|"max_num_seqs"\|"count"' "$OUT/plinth_${w,,}.json"
+    done
+    stamp "T2 --max-num-seqs 256"
+    BENCH_TIMEOUT=$(left 240) bench t2_seqs256 throughput --workload T2 --max-num-seqs 256
+    grep -h '"output_tok_s"\|"elapsed_s"\|"num_kv_blocks"\|"count"' "$OUT/plinth_t2_seqs256.json"
+    kill $SMI 2>/dev/null
     stamp "done"
 fi
 if [[ $STAGE == round16a ]]; then  # cuBLAS call forms; T1 by max_num_seqs; a T1 timeline at 384
