@@ -11,7 +11,11 @@ Order of work, as in vLLM V1:
    ``argmax(probs / q)`` with ``q ~ Exp(1)``, drawn from the row's own generator when
    the request is seeded, so a seed gives the same tokens whatever else is in the batch.
 
-Everything stays on the logits' device; nothing syncs with the host.
+Everything stays on the logits' device; nothing syncs with the host. Steps 5–6 run in chunks of
+``SAMPLE_CHUNK_ROWS`` rows (each converted to float32 on its own, when steps 1–4 had nothing to do): their
+temporaries (a sort, a softmax, the noise) are ``[rows, vocab]`` each, so a batch of 1,024 rows needs no more
+memory for them than one of 128, and the KV cache, sized after a profile run that samples ``max_num_seqs`` rows,
+does not shrink with the step's request limit.
 
 Fast path: given a platform's ``Op.SAMPLE`` kernel (``sample_op``), batches of greedy and
 plain-temperature rows only, not all greedy (no filters, penalties, masks, processors, logprobs or seeded rows)
@@ -31,6 +35,9 @@ from plinth.runner.logit_masks import apply_token_masks
 from plinth.runner.logprobs import LogprobsTensors, compute_logprobs, gather_logprobs
 from plinth.runner.penalties import apply_penalties
 from plinth.runner.sampling_metadata import SamplingMetadata
+
+#: rows sampled at once on the torch path (steps 5–6): a float32 temporary of 128 rows of a 128K vocabulary is 64 MiB
+SAMPLE_CHUNK_ROWS = 128
 
 
 class BatchLogitsProcessor(Protocol):
@@ -91,14 +98,21 @@ class Sampler:
         if self.fast_path(metadata):
             seeds = torch.randint(-(2**63), 2**63 - 1, (logits.shape[0],), dtype=torch.int64, device=logits.device)
             return SamplerOutput(sampled_token_ids=self.sample_op(logits, metadata.temperature, seeds), logprobs=None)
-        logits = logits.to(torch.float32)
-        raw_logprobs = compute_logprobs(logits) if metadata.max_num_logprobs is not None else None
-        logits = self.process_logits(logits, metadata)
+        raw_logprobs = None
+        if metadata.max_num_logprobs is not None or self._processes(metadata):  # steps 1–4 on the whole batch
+            logits = logits.to(torch.float32)
+            raw_logprobs = compute_logprobs(logits) if metadata.max_num_logprobs is not None else None
+            logits = self.process_logits(logits, metadata)
         sampled = sample(logits, metadata)
         logprobs = None
         if raw_logprobs is not None:
             logprobs = gather_logprobs(raw_logprobs, metadata.max_num_logprobs, sampled)
         return SamplerOutput(sampled_token_ids=sampled, logprobs=logprobs)
+
+    def _processes(self, metadata: SamplingMetadata) -> bool:
+        """Whether steps 2–4 change anything in this batch."""
+        return bool(metadata.logits_processors or self.batch_processors or not metadata.no_penalties
+                    or metadata.allowed_token_mask is not None or metadata.banned_tokens is not None)
 
     def process_logits(self, logits: torch.Tensor, metadata: SamplingMetadata) -> torch.Tensor:
         """Steps 2–4: processors, masks and penalties (what greedy decoding sees)."""
@@ -132,18 +146,33 @@ def apply_request_processors(logits: torch.Tensor, metadata: SamplingMetadata) -
 
 
 def sample(logits: torch.Tensor, metadata: SamplingMetadata) -> torch.Tensor:
-    """Steps 5–6 on processed logits: ``[B]`` int64 token ids."""
+    """Steps 5–6 on processed logits (any float dtype; the input is not modified): ``[B]`` int64 token ids,
+    ``SAMPLE_CHUNK_ROWS`` rows at a time."""
+    if metadata.all_greedy:
+        return logits.argmax(dim=-1)
+    rows = logits.shape[0]
+    if rows <= SAMPLE_CHUNK_ROWS:
+        return _sample_rows(logits.to(torch.float32), metadata, 0, rows)
+    return torch.cat([_sample_rows(logits[start:start + SAMPLE_CHUNK_ROWS].to(torch.float32), metadata, start,
+                                   min(start + SAMPLE_CHUNK_ROWS, rows))
+                      for start in range(0, rows, SAMPLE_CHUNK_ROWS)])
+
+
+def _sample_rows(logits: torch.Tensor, metadata: SamplingMetadata, start: int, stop: int) -> torch.Tensor:
+    """Steps 5–6 for the batch's rows ``[start, stop)`` (``logits`` holds just those, in float32)."""
     greedy = None if metadata.all_random else logits.argmax(dim=-1)
     if metadata.all_greedy:
         return greedy
-    temperature = metadata.temperature
+    temperature = metadata.temperature[start:stop]
     logits = logits / torch.where(temperature == 0, 1.0, temperature).unsqueeze(1)
     if metadata.min_p is not None:
-        logits = apply_min_p(logits, metadata.min_p)
+        logits = apply_min_p(logits, metadata.min_p[start:stop])
     if metadata.top_k is not None or metadata.top_p is not None:
-        logits = apply_top_k_top_p(logits, metadata.top_k, metadata.top_p)
+        logits = apply_top_k_top_p(logits, None if metadata.top_k is None else metadata.top_k[start:stop],
+                                   None if metadata.top_p is None else metadata.top_p[start:stop])
     probs = torch.softmax(logits, dim=-1)
-    sampled = probs.div_(exponential_noise(probs, metadata.generators)).argmax(dim=-1)
+    generators = {row - start: g for row, g in metadata.generators.items() if start <= row < stop}
+    sampled = probs.div_(exponential_noise(probs, generators)).argmax(dim=-1)
     if greedy is not None:
         sampled = torch.where(temperature == 0, greedy, sampled)
     return sampled
