@@ -45,6 +45,7 @@
 #                                         # step, then a T1 timeline at 384
 #   bash benchmarks/gpu_suite.sh round16b # the platform's step limits (1,024 requests, 16,384 tokens): T1, T3, T2;
 #                                         # then T2 at 256 requests a step
+#   bash benchmarks/gpu_suite.sh round16c # sampler tests on the GPU; T2, T1, T3 at the platform's step limits
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -150,6 +151,19 @@ if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense pr
         stamp "T3 PLINTH_TRITON_GATED_SILU=$run"
         PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
+    done
+    stamp "done"
+fi
+if [[ $STAGE == round16c ]]; then  # row-chunked sampling: tests, then T2, T1, T3 at the platform's defaults
+    SECONDS=0; SUITE_BUDGET=580
+    stamp "sampler and batch-default tests"
+    timeout "$(left 120)" python3 -m pytest tests/core/runner tests/platforms/cuda/test_sampling_gpu.py \
+        tests/platforms/cuda/test_sampling_fast_path.py tests/platforms/cuda/test_batch_defaults.py \
+        tests/core/engine/test_batch_defaults.py -q -p no:cacheprovider --plinth-platform=cuda --tb=short 2>&1 | tail -4
+    for w in T2 T1 T3; do
+        stamp "$w at the platform's defaults"
+        BENCH_TIMEOUT=$(left 240) bench "${w,,}" throughput --workload $w
+        grep -h '"output_tok_s"\|"elapsed_s"\|"num_kv_blocks"\|"max_num_seqs"\|"count"' "$OUT/plinth_${w,,}.json"
     done
     stamp "done"
 fi
