@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from plinth import SamplingParams
@@ -10,6 +11,8 @@ from plinth.platform import BatchDescriptor, EagerGraphRunner
 from plinth.runner.model_runner import ModelRunner
 from tests.core.runner.tiny_runs import generate_tiny, model_runner, tiny_prompts
 from tests.e2e.conftest import save_tiny_model
+
+pytest.importorskip("plinth_cpu", reason="these runs use the cpu platform")
 
 
 class _ReplayRunner(EagerGraphRunner):

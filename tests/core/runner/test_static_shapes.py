@@ -15,6 +15,8 @@ from plinth.runner.step_inputs import InputBuffers
 from tests.core.runner.tiny_runs import generate_tiny, model_runner, tiny_prompts
 from tests.e2e.conftest import save_tiny_model
 
+pytest.importorskip("plinth_cpu", reason="these runs use the cpu platform")
+
 
 def _state(req_id: str, prompt: list[int], blocks: list[int], computed: int = 0) -> RequestState:
     return RequestState(req_id, prompt, [], list(prompt), SamplingParams(temperature=0), blocks, computed)
