@@ -46,6 +46,7 @@
 #   bash benchmarks/gpu_suite.sh round16b # the platform's step limits (1,024 requests, 16,384 tokens): T1, T3, T2;
 #                                         # then T2 at 256 requests a step
 #   bash benchmarks/gpu_suite.sh round16c # sampler tests on the GPU; T2, T1, T3 at the platform's step limits
+#   bash benchmarks/gpu_suite.sh round16d # residual added in the GEMM: tests; T1 off/on, T2 on
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -152,6 +153,23 @@ if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense pr
         PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
     done
+    stamp "done"
+fi
+if [[ $STAGE == round16d ]]; then  # the residual in the o/down GEMMs: tests, T1 with it off and on, T2
+    SECONDS=0; SUITE_BUDGET=580
+    stamp "residual-in-GEMM tests, engine tests, linear-method kit"
+    timeout "$(left 200)" python3 -m pytest tests/platforms/cuda/test_residual_gemm.py tests/platforms/cuda/test_engine_gpu.py \
+        tests/core/model/test_linear_methods.py -q -n 8 -p no:cacheprovider --plinth-platform=cuda --tb=short 2>&1 | tail -6
+    timeout "$(left 60)" python3 -m pytest --pyargs plinth.testing.conformance -q -p no:cacheprovider \
+        --plinth-platform=cuda -k "linear or configure or step_limits" 2>&1 | tail -3
+    for run in 0 1; do
+        stamp "T1 PLINTH_GEMM_RESIDUAL=$run"
+        PLINTH_GEMM_RESIDUAL=$run BENCH_TIMEOUT=$(left 100) bench "t1_residual$run" throughput --workload T1
+        grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t1_residual$run.json"
+    done
+    stamp "T2"
+    BENCH_TIMEOUT=$(left 200) bench t2 throughput --workload T2
+    grep -h '"output_tok_s"\|"elapsed_s"\|"num_kv_blocks"' "$OUT/plinth_t2.json"
     stamp "done"
 fi
 if [[ $STAGE == round16c ]]; then  # row-chunked sampling: tests, then T2, T1, T3 at the platform's defaults

@@ -58,7 +58,11 @@ class LlamaMLP(Layer):
         self.act_fn = SiluAndMul(ctx, intermediate_size // ctx.tp_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.gate_up_proj.silu_and_mul(x, self.act_fn))
+        return self.down_proj(self.activate(x))
+
+    def activate(self, x: torch.Tensor) -> torch.Tensor:
+        """``silu(gate(x)) * up(x)``: the down projection's input."""
+        return self.gate_up_proj.silu_and_mul(x, self.act_fn)
 
 
 class LlamaAttention(Layer):
@@ -91,9 +95,13 @@ class LlamaAttention(Layer):
         return self.rotary_emb(positions, q, k)
 
     def forward(self, positions: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        return self.o_proj(self.attend(positions, hidden))
+
+    def attend(self, positions: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Attention up to the output projection (its input)."""
         q, k, v = self.qkv_proj.split(self.qkv_proj(hidden))
         q, k = self.position_qk(positions, q, k)
-        return self.o_proj(self.attn(q, k, v))
+        return self.attn(q, k, v)
 
 
 class LlamaDecoderLayer(Layer):
@@ -105,15 +113,30 @@ class LlamaDecoderLayer(Layer):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps, ctx)
 
     def forward(
-        self, positions: torch.Tensor, hidden: torch.Tensor, residual: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if residual is None:
-            residual, hidden = hidden, self.input_layernorm(hidden)
+        self, positions: torch.Tensor, hidden: torch.Tensor | None, residual: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``(output, residual)``; an output of None means it was already added into ``residual`` (the output and
+        MLP-down projections add the residual inside their GEMM where the linear method does)."""
+        hidden, residual = add_norm(self.input_layernorm, hidden, residual)
+        attended = self.self_attn.attend(positions, hidden)
+        summed = self.self_attn.o_proj.add_to(attended, residual)
+        if summed is None:
+            hidden, residual = self.post_attention_layernorm(self.self_attn.o_proj(attended), residual)
         else:
-            hidden, residual = self.input_layernorm(hidden, residual)
-        hidden = self.self_attn(positions, hidden)
-        hidden, residual = self.post_attention_layernorm(hidden, residual)
-        return self.mlp(hidden), residual
+            hidden, residual = self.post_attention_layernorm(summed), summed
+        activated = self.mlp.activate(hidden)
+        summed = self.mlp.down_proj.add_to(activated, residual)
+        return (self.mlp.down_proj(activated), residual) if summed is None else (None, summed)
+
+
+def add_norm(norm: nn.Module, hidden: torch.Tensor | None, residual: torch.Tensor | None):
+    """``(norm(hidden + residual), hidden + residual)`` with either side absent: no residual yet (the first
+    layer), or ``hidden`` None (already added into ``residual``)."""
+    if residual is None:
+        return norm(hidden), hidden
+    if hidden is None:
+        return norm(residual), residual
+    return norm(hidden, residual)
 
 
 class LlamaModel(Layer):
@@ -129,7 +152,7 @@ class LlamaModel(Layer):
         hidden, residual = self.embed_tokens(input_ids), None
         for layer in self.layers:
             hidden, residual = layer(positions, hidden, residual)
-        hidden, _ = self.norm(hidden, residual)
+        hidden, _ = add_norm(self.norm, hidden, residual)
         return hidden
 
 

@@ -61,6 +61,14 @@ class LinearMethod(ABC):
         ``silu_and_mul``; a method may fuse the two (one pass, no ``[..., 2 * I]`` intermediate)."""
         return silu_and_mul(self.apply(x, prepared, bias))
 
+    def apply_add(self, x: Any, prepared: Any, bias: Any | None, residual: Any) -> Any | None:
+        """``residual += x W^T + b``, in place, returning ``residual``, where the method adds inside its GEMM
+        (the layer that follows then reads one tensor, not two); or None where it does not, which is the
+        default, and then the caller adds :meth:`apply`'s output itself (e.g. in the next fused add +
+        RMSNorm). ``x [M, in_features]``; ``residual [M, out_features]``, contiguous, in ``x``'s dtype; the
+        sum is rounded once, to that dtype."""
+        return None
+
 
 class TorchLinearMethod(LinearMethod):
     """The reference and the default: ``torch.nn.functional.linear`` on the float weight."""

@@ -18,7 +18,9 @@ method that sets it False leaves the LM head on the platform's unquantized metho
 (defaults: ``prepare``, then ``apply`` and the ``Op.SILU_AND_MUL`` kernel): merged gate/up projections
 followed by SiLU-and-mul (Llama-style MLPs) call them, so a method may fuse the activation into its GEMM;
 1.6 adds ``Capabilities.default_max_num_seqs`` and ``Capabilities.default_max_num_batched_tokens`` (default None):
-the step limits an engine takes where the user sets none (vLLM's per-device defaults).
+the step limits an engine takes where the user sets none (vLLM's per-device defaults), and
+``LinearMethod.apply_add(x, prepared, bias, residual)`` (default None: not fused): the projections that feed the
+residual stream (attention output, MLP down) let a method add the residual inside its GEMM.
 """
 
 ApiRange = tuple[tuple[int, int], tuple[int, int]]

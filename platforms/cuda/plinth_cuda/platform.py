@@ -19,6 +19,10 @@ GATED_MIN_ROWS = 2048
 #: shared memory the fused kernel's plan needs on one SM (3 stages of 128 x 64 + 256 x 64 bf16 tiles and the
 #: 128 x 128 output tile: 176 KB); sm_90 / sm_100 have 228 KB an SM, consumer Blackwell (sm_120) 100 KB
 GATED_MIN_SHARED_MEMORY = 180 * 1024
+#: rows from which the output and MLP-down projections add the residual inside cuBLAS's GEMM (beta = 1): the
+#: next RMSNorm then reads one tensor and writes one instead of two each (benchmarks/RESULTS.md CUDA round 16);
+#: ``PLINTH_GEMM_RESIDUAL=0`` turns it off
+RESIDUAL_MIN_ROWS = 2048
 #: vLLM's offline step limits on GPUs of 70+ GiB other than the A100 (H100, H200, B200): 1,024 requests and
 #: 16,384 tokens a step where the user sets none; smaller GPUs keep core's 256 and 8,192
 LARGE_GPU_MEMORY = 70 * 2**30
@@ -87,14 +91,18 @@ class CudaPlatform(Platform):
     def quantization_methods(self):
         """Float linears: a Triton GEMV for single-row inputs (batch-1 decode), cuBLAS otherwise, and on sm_90+
         merged gate/up projections of prefill-sized inputs (``GATED_MIN_ROWS`` rows or more) as one GEMM with
-        SiLU-and-mul fused (``PLINTH_TRITON_GATED_SILU=0`` turns it off); on sm_89+ also ``fp8`` (vLLM's
+        SiLU-and-mul fused (``PLINTH_TRITON_GATED_SILU=0`` turns it off), and the residual added inside the GEMM of
+        the output and MLP-down projections from ``RESIDUAL_MIN_ROWS`` rows (``PLINTH_GEMM_RESIDUAL=0`` turns it
+        off); on sm_89+ also ``fp8`` (vLLM's
         ``--quantization fp8``: e4m3 weights per channel, e4m3 activations per token)."""
         from plinth_triton.gemv import GemvLinear
 
         fuse = (self._device.compute_capability() >= (9, 0) and self._device.shared_memory_per_sm() >= GATED_MIN_SHARED_MEMORY
                 and os.environ.get("PLINTH_TRITON_GATED_SILU", "1") != "0")
+        residual = os.environ.get("PLINTH_GEMM_RESIDUAL", "1") != "0"
         methods = {GemvLinear.name: GemvLinear(num_sms=self._device.multiprocessor_count(),
-                                               gated_min_rows=GATED_MIN_ROWS if fuse else None)}
+                                               gated_min_rows=GATED_MIN_ROWS if fuse else None,
+                                               residual_min_rows=RESIDUAL_MIN_ROWS if residual else None)}
         if self._device.compute_capability() >= (8, 9):
             from plinth_triton.fp8_linear import Fp8Linear
 

@@ -106,14 +106,24 @@ class GemvLinear(LinearMethod):
 
     ``gated_min_rows``: inputs of at least this many rows run a merged gate/up projection as one GEMM
     with SiLU-and-mul fused (the weight's rows interleaved once, after loading); None never fuses
-    (the kernel needs TMA: sm_90+).
+    (the kernel needs TMA: sm_90+). ``residual_min_rows``: inputs of at least this many rows add the
+    residual inside cuBLAS's GEMM (``addmm_``, beta = 1) for the projections that feed it; None never does.
     """
 
     name = UNQUANTIZED
 
-    def __init__(self, num_sms: int = 132, gated_min_rows: int | None = None) -> None:
+    def __init__(self, num_sms: int = 132, gated_min_rows: int | None = None,
+                 residual_min_rows: int | None = None) -> None:
         self.num_sms = num_sms
         self.gated_min_rows = gated_min_rows
+        self.residual_min_rows = residual_min_rows
+
+    def apply_add(self, x, prepared, bias, residual):
+        if (self.residual_min_rows is None or bias is not None or x.dim() != 2 or x.shape[0] < self.residual_min_rows
+                or not isinstance(prepared, torch.Tensor) or residual.dtype != x.dtype or prepared.dtype != x.dtype
+                or residual.shape != (x.shape[0], prepared.shape[0]) or not residual.is_contiguous()):
+            return None
+        return residual.addmm_(x, prepared.t())
 
     def prepare_gated(self, weight):
         from plinth_triton.gated_linear import fusable_weight, interleave_gate_up

@@ -156,3 +156,51 @@ def test_the_default_gated_path_is_apply_then_the_kernel():
     y = F.linear(x, w * 2, b)
     torch.testing.assert_close(got, y[..., :4] * y[..., 4:])
     assert len(calls) == 1
+
+
+class ResidualInGemm(LinearMethod):
+    """Adds the residual inside its GEMM (``addmm_``) wherever it is offered, and counts the calls."""
+
+    name = "residual"
+
+    def __init__(self) -> None:
+        self.added = 0
+
+    def prepare(self, weight):
+        return weight
+
+    def apply(self, x, prepared, bias=None):
+        return F.linear(x, prepared, bias)
+
+    def apply_add(self, x, prepared, bias, residual):
+        self.added += 1
+        out = residual.addmm_(x, prepared.t())
+        return out if bias is None else out.add_(bias)
+
+
+def test_residual_projections_may_add_inside_the_gemm(tiny_checkpoint):
+    """The output and MLP-down projections offer the residual to ``apply_add`` (contract 1.6): a method that adds
+    it in place gives the default path's logits and greedy tokens, over the whole decoder stack."""
+    folder, _ = tiny_checkpoint("llama", tie_word_embeddings=False)
+    method = ResidualInGemm()
+    fused, ctx_f = _load(folder, linear_methods={"residual": method}, quantization="residual")
+    reference, ctx_r = _load(folder)
+    ours = run_schedule(PagedDriver(fused, ctx_f.attention_backend))
+    layers = fused.config.num_hidden_layers
+    assert method.added > 0 and method.added % (2 * layers) == 0  # o_proj and down_proj of every layer
+    ref = run_schedule(PagedDriver(reference, ctx_r.attention_backend))
+    for req in ours:
+        assert ours[req][0] == ref[req][0], f"{req}: greedy tokens differ"
+        torch.testing.assert_close(ours[req][1], ref[req][1], atol=1e-5, rtol=1e-5)
+
+
+def test_the_default_apply_add_declines():
+    class Plain(LinearMethod):
+        def prepare(self, weight):
+            return weight
+
+        def apply(self, x, prepared, bias=None):
+            return F.linear(x, prepared, bias)
+
+    residual = torch.randn(2, 8)
+    assert Plain().apply_add(torch.randn(2, 3), torch.randn(8, 3), None, residual) is None

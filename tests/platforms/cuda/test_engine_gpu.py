@@ -258,6 +258,42 @@ def test_no_triton_compile_after_start_up(tmp_path, enforce_eager):
     assert [_compiled_variants(k) for k in kernels] == before
 
 
+def test_residual_added_in_the_gemm_in_the_engine(tmp_path, monkeypatch):
+    """bf16 prompt steps of 2,048+ rows add the residual inside the output and down projections' GEMMs: the first
+    token's top logprobs equal those of the same model with it off (the add in the next fused add + RMSNorm)."""
+    from plinth_triton.gemv import GemvLinear
+
+    from plinth import LLM, SamplingParams
+
+    fused_calls = []
+    apply_add = GemvLinear.apply_add
+
+    def counting(self, x, prepared, bias, residual):
+        out = apply_add(self, x, prepared, bias, residual)
+        fused_calls.append(out is not None)
+        return out
+
+    monkeypatch.setattr(GemvLinear, "apply_add", counting)
+    path = save_tiny_model("llama", tmp_path)
+    rng = random.Random(12)
+    prompts = [{"prompt_token_ids": [rng.randrange(3, 256) for _ in range(450)]} for _ in range(5)]  # 2,250 rows
+    params = SamplingParams(temperature=0, max_tokens=3, ignore_eos=True, logprobs=5)
+    results = {}
+    for fused in ("1", "0"):
+        monkeypatch.setenv("PLINTH_GEMM_RESIDUAL", fused)
+        fused_calls.clear()
+        llm = LLM(str(path), device="cuda", dtype="bfloat16", skip_tokenizer_init=True, max_model_len=512,
+                  kv_cache_memory_bytes=1 << 30, max_num_batched_tokens=4096, max_num_seqs=8, enforce_eager=True)
+        results[fused] = [o.outputs[0].logprobs[0] for o in llm.generate(prompts, params)]
+        assert any(fused_calls) == (fused == "1") and not all(fused_calls)  # decode steps decline
+        del llm
+    for got, want in zip(results["1"], results["0"], strict=True):
+        top_want = max(want, key=lambda t: want[t].logprob)
+        assert top_want in got
+        for token in set(got) & set(want):
+            assert abs(got[token].logprob - want[token].logprob) < 0.05, (token, got[token], want[token])
+
+
 def test_fused_gate_up_silu_in_the_engine(tmp_path, monkeypatch):
     """bf16 prompt steps of 2,048+ rows run the gate/up GEMM with SiLU-and-mul fused (sm_90+): the first
     token's top logprobs equal those of the same model with the fusion off (cuBLAS + the SiLU kernel)."""

@@ -269,3 +269,11 @@ class RowParallelLinear(LinearBase):
         bias = self.bias if self.tp_rank == 0 else None
         y = self._linear(x, bias)
         return self.ctx.communicator.all_reduce(y) if self.reduce_results and self.tp_size > 1 else y
+
+    def add_to(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor | None:
+        """``residual + self(x)``, computed by the linear method into ``residual`` (in place) and returned; None
+        where the method does not fuse the add (``LinearMethod.apply_add``) or an all-reduce must come first."""
+        if self.reduce_results and self.tp_size > 1:
+            return None
+        prepared = self.weight if self.prepared is None else self.prepared
+        return self.linear_method.apply_add(x, prepared, self.bias if self.tp_rank == 0 else None, residual)

@@ -4,7 +4,8 @@ The ``"unquantized"`` method against ``F.linear`` on the same (dtype-rounded) va
 gated path (``prepare_gated`` + ``apply_silu_and_mul``, contract 1.5) against its own unfused path
 (``apply`` on ``prepare``'s form, then ``reference.silu_and_mul``), with and without bias, at row
 counts from one token to a prefill chunk (a platform may switch kernels by rows: the cuda platform
-fuses the activation into its GEMM from 2,048 rows).
+fuses the activation into its GEMM from 2,048 rows); every method's ``apply_add`` (contract 1.6), where it
+does not decline, against ``residual + apply(x)``, written into ``residual``.
 """
 
 from __future__ import annotations
@@ -79,3 +80,27 @@ def test_every_methods_gated_path_is_its_unfused_path(plinth_platform, dtype):
                 assert got.shape == unfused.shape and got.dtype == unfused.dtype, name
                 assert_close(got, unfused, dtype,
                              f"method {name!r}: apply_silu_and_mul at {rows} rows, bias {bias is not None}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_every_methods_residual_add_is_in_place_and_equals_apply_plus_residual(plinth_platform, dtype):
+    if dtype not in plinth_platform.capabilities.dtypes:
+        pytest.skip(f"platform does not declare dtype {dtype}")
+    dt = DTYPES[dtype]
+    device = plinth_platform.device.torch_device()
+    for name, method in _methods(plinth_platform).items():
+        for rows in ROWS:
+            x, w, b = _inputs(rows, dt, device, seed=200 + rows)
+            prepared = method.prepare(w.clone())
+            for bias in (None, b):
+                residual = (torch.randn(rows, 2 * INTERMEDIATE, generator=torch.Generator().manual_seed(rows))
+                            .to(dt).to(device))
+                expected = residual.float() + method.apply(x, prepared, bias).float()
+                got = method.apply_add(x, prepared, bias, residual)
+                plinth_platform.device.synchronize()
+                if got is None:
+                    continue  # the method declines: the caller adds
+                assert got.data_ptr() == residual.data_ptr() and got.shape == residual.shape, (
+                    f"method {name!r}: apply_add must write into residual and return it")
+                assert got.dtype == dt, name
+                assert_close(got, expected, dtype, f"method {name!r}: apply_add at {rows} rows, bias {bias is not None}")
