@@ -47,6 +47,7 @@
 #                                         # then T2 at 256 requests a step
 #   bash benchmarks/gpu_suite.sh round16c # sampler tests on the GPU; T2, T1, T3 at the platform's step limits
 #   bash benchmarks/gpu_suite.sh round16d # residual added in the GEMM: tests; T1 off/on, T2 on
+#   bash benchmarks/gpu_suite.sh round16e # T3 at 256 requests a step and at the platform's default, alternating twice
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -152,6 +153,18 @@ if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense pr
         stamp "T3 PLINTH_TRITON_GATED_SILU=$run"
         PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
+    done
+    stamp "done"
+fi
+if [[ $STAGE == round16e ]]; then  # does the 1,024-request default move T3? alternating, two rounds
+    SECONDS=0; SUITE_BUDGET=400
+    for round in 1 2; do
+        for seqs in 256 default; do
+            stamp "T3 max_num_seqs $seqs, round $round"
+            opt=(); [[ $seqs == 256 ]] && opt=(--max-num-seqs 256)
+            BENCH_TIMEOUT=$(left 90) bench "t3_${seqs}_$round" throughput --workload T3 "${opt[@]}"
+            grep -h '"output_tok_s"' "$OUT/plinth_t3_${seqs}_$round.json"
+        done
     done
     stamp "done"
 fi
