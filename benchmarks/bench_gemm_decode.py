@@ -12,8 +12,6 @@ weight from L2, no host launch gaps), divided by 24. Every plan is checked again
     python benchmarks/bench_gemm_decode.py --ws --batches 200 256   # warp-specialized K loops (Triton 3.4+)
     python benchmarks/bench_gemm_decode.py --lm-head --batches 64 200 256   # the LM head (128,256 x 4,096):
         # torch's BLAS libraries and a few tiled Triton plans
-    python benchmarks/bench_gemm_decode.py --forms --batches 200 256 362 16384   # cuBLAS call forms: F.linear,
-        # swapped operands (W @ x.T), weights stored transposed, and the residual added in the GEMM (addmm_)
 """
 
 from __future__ import annotations
@@ -311,41 +309,6 @@ def lm_head(batches) -> dict:
     return results
 
 
-def call_forms(batches) -> dict:
-    """Each linear through other cuBLAS call forms, per decode step (32 layers): ``F.linear``; swapped operands
-    (``W @ x.T``, the tokens as cuBLAS's N) alone and with the transpose back; weights stored ``[K, N]``; and
-    for o and down the residual added by the GEMM (``residual.addmm_(x, W.T)``) against ``F.linear`` + add."""
-    results = {}
-    for m in batches:
-        totals: dict[str, float] = {}
-        row = {}
-        for name, (n, k) in LLAMA_LINEARS.items():
-            x = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
-            weights = [torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02 for _ in range(COPIES)]
-            transposed = [w.t().contiguous() for w in weights]
-            residuals = [torch.randn(m, n, dtype=torch.bfloat16, device="cuda") for _ in range(COPIES if n == 4096 else 0)]
-            forms = {
-                "linear": lambda i: F.linear(x, weights[i % COPIES]),
-                "swapped": lambda i: torch.mm(weights[i % COPIES], x.t()),
-                "swapped+transpose": lambda i: torch.mm(weights[i % COPIES], x.t()).t().contiguous(),
-                "weights [K,N]": lambda i: torch.mm(x, transposed[i % COPIES]),
-            }
-            if n == 4096:  # o and down feed the residual stream
-                forms["linear + add"] = lambda i: residuals[i % COPIES].add_(F.linear(x, weights[i % COPIES]))
-                forms["addmm_"] = lambda i: residuals[i % COPIES].addmm_(x, weights[i % COPIES].t())
-            got = {form: round(graph_us(fn), 2) for form, fn in forms.items()}
-            for form, us in got.items():
-                totals[form] = totals.get(form, 0.0) + us * 32 / 1e3
-            row[name] = got
-            print(f"{name} {n}x{k} M={m}", json.dumps(got), flush=True)
-            del weights, transposed, residuals
-        row["per_step_ms"] = {form: round(ms, 3) for form, ms in totals.items()}
-        print(f"M={m} per decode step (forms missing on some linears count only where measured):",
-              json.dumps(row["per_step_ms"]), flush=True)
-        results[f"M={m}"] = row
-    return results
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lm-head", action="store_true", help="the LM head: BLAS libraries and a few Triton plans")
@@ -353,13 +316,9 @@ def main() -> None:
     ap.add_argument("--blas-only", action="store_true", help="only torch's BLAS libraries, per decode step")
     ap.add_argument("--split-k", nargs="*", metavar="LINEAR", help="split-K plans against cuBLAS on these linears")
     ap.add_argument("--ws", nargs="*", metavar="LINEAR", help="warp-specialized TMA plans against cuBLAS on these")
-    ap.add_argument("--forms", action="store_true", help="cuBLAS call forms: swapped operands, [K, N] weights, addmm_")
     ap.add_argument("--json")
     args = ap.parse_args()
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, flush=True)
-    if args.forms:
-        save_json(args.json, call_forms(args.batches))
-        return
     if args.lm_head:
         results = lm_head(args.batches)
         save_json(args.json, results)

@@ -216,7 +216,7 @@ fi
 if [[ $STAGE == round16a ]]; then  # cuBLAS call forms; T1 by max_num_seqs; a T1 timeline at 384
     SECONDS=0; SUITE_BUDGET=575
     stamp "cuBLAS call forms"
-    timeout "$(left 150)" python3 benchmarks/bench_gemm_decode.py --forms --batches 200 256 362 16384 \
+    timeout "$(left 150)" python3 benchmarks/bench_gemm_forms.py --batches 200 256 362 16384 \
         --json "$OUT/gemm_forms.json" 2>&1 | grep -v "^$" | tail -25
     nvidia-smi --query-gpu=timestamp,clocks.sm,power.draw --format=csv,noheader -lms 500 >"$OUT/smi_t1.csv" 2>/dev/null &
     SMI=$!

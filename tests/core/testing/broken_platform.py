@@ -135,6 +135,18 @@ class SwappedGatedPlatform(TestPlatform):
         return {"unquantized": SwappedGatedMethod()}
 
 
+class BiasDroppingResidualMethod(TorchLinearMethod):
+    """Adds the residual in place but forgets the bias (``addmm_`` without it)."""
+
+    def apply_add(self, x, prepared, bias, residual):
+        return residual.addmm_(x, prepared.t())
+
+
+class BiasDroppingResidualPlatform(TestPlatform):
+    def quantization_methods(self):
+        return {"unquantized": BiasDroppingResidualMethod()}
+
+
 class TorchLinearPlatform(TestPlatform):
     def quantization_methods(self):
         return {"unquantized": TorchLinearMethod()}
@@ -150,3 +162,4 @@ NO_CAUSAL_MASK = _descriptor("no-causal-mask", "NoCausalMaskPlatform")
 WRONG_GQA = _descriptor("wrong-gqa", "WrongGqaPlatform")
 SWAPPED_GATED = _descriptor("swapped-gated", "SwappedGatedPlatform")
 TORCH_LINEAR = _descriptor("torch-linear", "TorchLinearPlatform")
+BIAS_DROPPING_RESIDUAL = _descriptor("bias-dropping-residual", "BiasDroppingResidualPlatform")

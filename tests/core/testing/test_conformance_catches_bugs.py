@@ -62,7 +62,15 @@ def test_kit_passes_on_the_torch_linear_method(tmp_path):
     code, output, outcomes = run_kit(tmp_path, f"{KIT}.test_linear_methods",
                                      "--plinth-platform=broken_platform:TORCH_LINEAR")
     assert code == pytest.ExitCode.OK, output
-    assert outcomes.get("passed") == 4, output
+    assert outcomes.get("passed") == 6, output  # three tests, float32 and bfloat16
+
+
+def test_kit_fails_on_a_residual_add_that_drops_the_bias(tmp_path):
+    code, output, outcomes = run_kit(tmp_path, f"{KIT}.test_linear_methods",
+                                     "--plinth-platform=broken_platform:BIAS_DROPPING_RESIDUAL")
+    assert code == pytest.ExitCode.TESTS_FAILED, output
+    assert outcomes.get("failed") == 2, output  # the apply_add test, float32 and bfloat16
+    assert "apply_add" in output and "bias True" in output, output
 
 
 def test_kit_skips_without_a_platform(tmp_path):

@@ -258,12 +258,30 @@ def test_no_triton_compile_after_start_up(tmp_path, enforce_eager):
     assert [_compiled_variants(k) for k in kernels] == before
 
 
+def _prefill_sized_prompts(seed: int):
+    """Five 450-token prompts (one 2,250-row prompt step) and greedy params with top-5 logprobs."""
+    from plinth import SamplingParams
+
+    rng = random.Random(seed)
+    prompts = [{"prompt_token_ids": [rng.randrange(3, 256) for _ in range(450)]} for _ in range(5)]
+    return prompts, SamplingParams(temperature=0, max_tokens=3, ignore_eos=True, logprobs=5)
+
+
+def _assert_first_logprobs_match(got_runs, want_runs, tolerance: float = 0.05):
+    """Each prompt's first-token top logprobs: the best of ``want`` is among ``got``, shared ones agree."""
+    for got, want in zip(got_runs, want_runs, strict=True):
+        top_want = max(want, key=lambda t: want[t].logprob)
+        assert top_want in got
+        for token in set(got) & set(want):
+            assert abs(got[token].logprob - want[token].logprob) < tolerance, (token, got[token], want[token])
+
+
 def test_residual_added_in_the_gemm_in_the_engine(tmp_path, monkeypatch):
     """bf16 prompt steps of 2,048+ rows add the residual inside the output and down projections' GEMMs: the first
     token's top logprobs equal those of the same model with it off (the add in the next fused add + RMSNorm)."""
     from plinth_triton.gemv import GemvLinear
 
-    from plinth import LLM, SamplingParams
+    from plinth import LLM
 
     fused_calls = []
     apply_add = GemvLinear.apply_add
@@ -275,9 +293,7 @@ def test_residual_added_in_the_gemm_in_the_engine(tmp_path, monkeypatch):
 
     monkeypatch.setattr(GemvLinear, "apply_add", counting)
     path = save_tiny_model("llama", tmp_path)
-    rng = random.Random(12)
-    prompts = [{"prompt_token_ids": [rng.randrange(3, 256) for _ in range(450)]} for _ in range(5)]  # 2,250 rows
-    params = SamplingParams(temperature=0, max_tokens=3, ignore_eos=True, logprobs=5)
+    prompts, params = _prefill_sized_prompts(seed=12)
     results = {}
     for fused in ("1", "0"):
         monkeypatch.setenv("PLINTH_GEMM_RESIDUAL", fused)
@@ -287,11 +303,7 @@ def test_residual_added_in_the_gemm_in_the_engine(tmp_path, monkeypatch):
         results[fused] = [o.outputs[0].logprobs[0] for o in llm.generate(prompts, params)]
         assert any(fused_calls) == (fused == "1") and not all(fused_calls)  # decode steps decline
         del llm
-    for got, want in zip(results["1"], results["0"], strict=True):
-        top_want = max(want, key=lambda t: want[t].logprob)
-        assert top_want in got
-        for token in set(got) & set(want):
-            assert abs(got[token].logprob - want[token].logprob) < 0.05, (token, got[token], want[token])
+    _assert_first_logprobs_match(results["1"], results["0"])
 
 
 def test_fused_gate_up_silu_in_the_engine(tmp_path, monkeypatch):
@@ -302,12 +314,10 @@ def test_fused_gate_up_silu_in_the_engine(tmp_path, monkeypatch):
     from plinth_triton import gated_linear
     from plinth_triton.gemv import InterleavedGateUp
 
-    from plinth import LLM, SamplingParams
+    from plinth import LLM
 
     path = save_tiny_model("llama", tmp_path)
-    rng = random.Random(11)
-    prompts = [{"prompt_token_ids": [rng.randrange(3, 256) for _ in range(450)]} for _ in range(5)]  # 2,250 rows
-    params = SamplingParams(temperature=0, max_tokens=3, ignore_eos=True, logprobs=5)
+    prompts, params = _prefill_sized_prompts(seed=11)
     results = {}
     for fused in ("1", "0"):
         monkeypatch.setenv("PLINTH_TRITON_GATED_SILU", fused)
@@ -320,8 +330,4 @@ def test_fused_gate_up_silu_in_the_engine(tmp_path, monkeypatch):
         if fused == "1":
             assert _compiled_variants(gated_linear._gated_linear_kernel) > before or before > 0
         del llm
-    for got, want in zip(results["1"], results["0"], strict=True):
-        top_want = max(want, key=lambda t: want[t].logprob)
-        assert top_want in got
-        for token in set(got) & set(want):
-            assert abs(got[token].logprob - want[token].logprob) < 0.05, (token, got[token], want[token])
+    _assert_first_logprobs_match(results["1"], results["0"])

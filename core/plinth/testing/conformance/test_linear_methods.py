@@ -37,6 +37,16 @@ def _inputs(rows: int, dtype: torch.dtype, device: torch.device, seed: int):
     return x.to(device), w.to(device), b.to(device)
 
 
+def _every_method_case(platform, dtype: str, seed: int):
+    """``(name, method, rows, x, w, b)`` for every method and row count, in ``dtype`` on the platform's device."""
+    if dtype not in platform.capabilities.dtypes:
+        pytest.skip(f"platform does not declare dtype {dtype}")
+    device = platform.device.torch_device()
+    for name, method in _methods(platform).items():
+        for rows in ROWS:
+            yield (name, method, rows, *_inputs(rows, DTYPES[dtype], device, seed=seed + rows))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_unquantized_method_is_f_linear(plinth_platform, dtype):
     methods = _methods(plinth_platform)
@@ -65,42 +75,29 @@ def test_unquantized_method_is_f_linear(plinth_platform, dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_every_methods_gated_path_is_its_unfused_path(plinth_platform, dtype):
-    if dtype not in plinth_platform.capabilities.dtypes:
-        pytest.skip(f"platform does not declare dtype {dtype}")
-    dt = DTYPES[dtype]
-    device = plinth_platform.device.torch_device()
-    for name, method in _methods(plinth_platform).items():
-        for rows in ROWS:
-            x, w, b = _inputs(rows, dt, device, seed=100 + rows)
-            prepared, gated = method.prepare(w.clone()), method.prepare_gated(w.clone())
-            for bias in (None, b):
-                unfused = reference.silu_and_mul(method.apply(x, prepared, bias))
-                got = method.apply_silu_and_mul(x, gated, bias, reference.silu_and_mul)
-                plinth_platform.device.synchronize()
-                assert got.shape == unfused.shape and got.dtype == unfused.dtype, name
-                assert_close(got, unfused, dtype,
-                             f"method {name!r}: apply_silu_and_mul at {rows} rows, bias {bias is not None}")
+    for name, method, rows, x, w, b in _every_method_case(plinth_platform, dtype, seed=100):
+        prepared, gated = method.prepare(w.clone()), method.prepare_gated(w.clone())
+        for bias in (None, b):
+            unfused = reference.silu_and_mul(method.apply(x, prepared, bias))
+            got = method.apply_silu_and_mul(x, gated, bias, reference.silu_and_mul)
+            plinth_platform.device.synchronize()
+            assert got.shape == unfused.shape and got.dtype == unfused.dtype, name
+            assert_close(got, unfused, dtype,
+                         f"method {name!r}: apply_silu_and_mul at {rows} rows, bias {bias is not None}")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_every_methods_residual_add_is_in_place_and_equals_apply_plus_residual(plinth_platform, dtype):
-    if dtype not in plinth_platform.capabilities.dtypes:
-        pytest.skip(f"platform does not declare dtype {dtype}")
-    dt = DTYPES[dtype]
-    device = plinth_platform.device.torch_device()
-    for name, method in _methods(plinth_platform).items():
-        for rows in ROWS:
-            x, w, b = _inputs(rows, dt, device, seed=200 + rows)
-            prepared = method.prepare(w.clone())
-            for bias in (None, b):
-                residual = (torch.randn(rows, 2 * INTERMEDIATE, generator=torch.Generator().manual_seed(rows))
-                            .to(dt).to(device))
-                expected = residual.float() + method.apply(x, prepared, bias).float()
-                got = method.apply_add(x, prepared, bias, residual)
-                plinth_platform.device.synchronize()
-                if got is None:
-                    continue  # the method declines: the caller adds
-                assert got.data_ptr() == residual.data_ptr() and got.shape == residual.shape, (
-                    f"method {name!r}: apply_add must write into residual and return it")
-                assert got.dtype == dt, name
-                assert_close(got, expected, dtype, f"method {name!r}: apply_add at {rows} rows, bias {bias is not None}")
+    for name, method, rows, x, w, b in _every_method_case(plinth_platform, dtype, seed=200):
+        prepared = method.prepare(w.clone())
+        for bias in (None, b):
+            residual = torch.randn(rows, 2 * INTERMEDIATE, generator=torch.Generator().manual_seed(rows)).to(x)
+            expected = residual.float() + method.apply(x, prepared, bias).float()
+            got = method.apply_add(x, prepared, bias, residual)
+            plinth_platform.device.synchronize()
+            if got is None:
+                continue  # the method declines: the caller adds
+            assert got.data_ptr() == residual.data_ptr() and got.shape == residual.shape, (
+                f"method {name!r}: apply_add must write into residual and return it")
+            assert got.dtype == x.dtype, name
+            assert_close(got, expected, dtype, f"method {name!r}: apply_add at {rows} rows, bias {bias is not None}")
