@@ -48,6 +48,7 @@
 #   bash benchmarks/gpu_suite.sh round16c # sampler tests on the GPU; T2, T1, T3 at the platform's step limits
 #   bash benchmarks/gpu_suite.sh round16d # residual added in the GEMM: tests; T1 off/on, T2 on
 #   bash benchmarks/gpu_suite.sh round16e # T3 at 256 requests a step and at the platform's default, alternating twice
+#   bash benchmarks/gpu_suite.sh round16f # vLLM's capture ladder vs the previous one (PLINTH_CAPTURE_LADDER=old): T2, T1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
 set -uo pipefail
@@ -153,6 +154,19 @@ if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense pr
         stamp "T3 PLINTH_TRITON_GATED_SILU=$run"
         PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
+    done
+    stamp "done"
+fi
+if [[ $STAGE == round16f ]]; then  # capture ladder: vLLM's (steps of 8 / 16) against the previous (16 / 32)
+    SECONDS=0; SUITE_BUDGET=580
+    old=$(python3 -c "print(','.join(map(str, (1, 2, 4, 8, *range(16, 257, 16), *range(288, 513, 32)))))")
+    for w in T2 T1; do
+        for ladder in new old; do
+            stamp "$w, $ladder ladder"
+            opt=(); [[ $ladder == old ]] && opt=(--cuda-graph-sizes "$old")
+            BENCH_TIMEOUT=$(left 170) bench "${w,,}_$ladder" throughput --workload $w "${opt[@]}"
+            grep -h '"output_tok_s"\|"graphs_captured"\|"capture_seconds"' "$OUT/plinth_${w,,}_$ladder.json"
+        done
     done
     stamp "done"
 fi

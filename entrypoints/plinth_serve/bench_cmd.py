@@ -50,16 +50,24 @@ def bench_serve(
 
 def _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
                      gpu_memory_utilization, admission="forecast", block_size=None, kv_cache_dtype="auto",
-                     quantization=None, enable_prefix_caching=False):
+                     quantization=None, enable_prefix_caching=False, cuda_graph_sizes=None):
     from plinth.bench.runner import BenchOptions
 
     engine = {"admission": admission, **({"block_size": block_size} if block_size else {}),
               **({"enable_prefix_caching": True} if enable_prefix_caching else {}),
               **({"kv_cache_dtype": kv_cache_dtype} if kv_cache_dtype != "auto" else {}),
-              **({"quantization": quantization} if quantization else {})}
+              **({"quantization": quantization} if quantization else {}),
+              **({"cuda_graph_sizes": _sizes(cuda_graph_sizes)} if cuda_graph_sizes else {})}
     return BenchOptions(device=device, num_requests=num_requests, enforce_eager=enforce_eager,
                         max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                         gpu_memory_utilization=gpu_memory_utilization, engine_options=engine)
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter("give batch sizes separated by commas, e.g. 1,2,4,8", param_hint="--cuda-graph-sizes") from None
 
 
 def _emit(result: dict, result_json: str | None) -> None:
@@ -87,6 +95,8 @@ def bench_throughput(
     block_size: int | None = typer.Option(None, min=1, help="Tokens per KV-cache block (default: the platform's)."),
     kv_cache_dtype: str = typer.Option("auto", help=KV_CACHE_DTYPE_HELP),
     quantization: str | None = typer.Option(None, help=QUANTIZATION_HELP),
+    cuda_graph_sizes: str | None = typer.Option(None, help="Decode batch sizes to capture as device graphs, "
+                                                "comma-separated (default: the platform's ladder)."),
     enable_prefix_caching: bool = typer.Option(False, "--enable-prefix-caching/--no-enable-prefix-caching",
                                                help="Off by default, as benchmarks/RESULTS.md's figures ran "
                                                "(`vllm bench throughput` runs with it on)."),
@@ -107,7 +117,7 @@ def bench_throughput(
         raise typer.BadParameter(f"use {' or '.join(map(repr, ADMISSION_RULES))}", param_hint="--admission")
     options = _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_batched_tokens,
                                gpu_memory_utilization, admission, block_size, kv_cache_dtype, quantization,
-                               enable_prefix_caching)
+                               enable_prefix_caching, cuda_graph_sizes)
     _emit(run_throughput(workload, options), result_json)
 
 

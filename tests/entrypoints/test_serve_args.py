@@ -61,6 +61,19 @@ def test_bench_passes_block_size_and_admission_to_the_engine(monkeypatch):
     assert seen["options"].engine_options == {"admission": "forecast"}  # the platform's block size
 
 
+def test_bench_passes_capture_sizes_and_leaves_step_limits_to_the_platform(monkeypatch):
+    import plinth.bench.runner as runner
+
+    seen = {}
+    monkeypatch.setattr(runner, "run_throughput", lambda name, options: seen.update(options=options) or {})
+    result = CliRunner().invoke(app, ["bench", "throughput", "--cuda-graph-sizes", "1,2,4,8"])
+    assert result.exit_code == 0, result.output
+    assert seen["options"].engine_options["cuda_graph_sizes"] == [1, 2, 4, 8]
+    assert seen["options"].max_num_seqs is None and seen["options"].max_num_batched_tokens is None
+    result = CliRunner().invoke(app, ["bench", "throughput", "--cuda-graph-sizes", "1,two"])
+    assert result.exit_code != 0 and "comma" in result.output
+
+
 def _bench_options(monkeypatch, *args: str):
     """The ``BenchOptions`` ``plinth bench throughput|latency ARGS`` hand to the runner, per command."""
     import plinth.bench.runner as runner

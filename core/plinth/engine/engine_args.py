@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 
 from plinth.config import (
     CORE_MAX_NUM_BATCHED_TOKENS,
+    ConfigError,
     CORE_MAX_NUM_SEQS,
     CacheConfig,
     EngineConfig,
@@ -36,6 +37,7 @@ class EngineArgs:
     kv_cache_memory_bytes: int | None = None
     kv_cache_dtype: str = "auto"
     enforce_eager: bool = False  # never capture device graphs
+    cuda_graph_sizes: list[int] | None = None  # decode batch sizes to capture (vLLM's name); None = the platform's
     quantization: str | None = None  # e.g. "int8_weight_only" where the platform offers it
 
     @classmethod
@@ -64,9 +66,18 @@ class EngineArgs:
                 max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                 max_model_len=max_model_len, enable_chunked_prefill=self.enable_chunked_prefill,
                 policy=self.scheduling_policy, admission=self.admission),
-            graph=GraphConfig(mode="eager" if self.enforce_eager else "auto"),
+            graph=GraphConfig(mode="eager" if self.enforce_eager else "auto",
+                              capture_sizes=_capture_sizes(self.cuda_graph_sizes)),
         )
 
 
 def _first_set(*values: int | None) -> int:
     return next(v for v in values if v is not None)
+
+
+def _capture_sizes(sizes) -> tuple[int, ...]:
+    if not sizes:
+        return ()
+    if any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in sizes):
+        raise ConfigError(f"cuda_graph_sizes must be positive batch sizes, got {list(sizes)!r}")
+    return tuple(sorted(set(sizes), reverse=True))

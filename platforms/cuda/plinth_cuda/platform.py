@@ -11,8 +11,9 @@ from plinth_triton.attention_backend import FP8_KV_DTYPES, TritonAttentionBacken
 from plinth.platform import Capabilities, ConfigPatch, Feature, GraphRunner, KernelRegistry, Platform, StreamGraphRunner
 from plinth_cuda.device import CudaDeviceOps
 
-#: decode batch sizes captured by default (vLLM's ladder up to 512)
-CAPTURE_SIZES = (1, 2, 4, 8, *range(16, 257, 16), *range(288, 513, 32))
+#: decode batch sizes captured by default: vLLM's ladder (1, 2, 4, multiples of 8 below 256, of 16 up to 512), so a
+#: replay pads a decode batch by at most 7 rows below 256 and 15 above (benchmarks/RESULTS.md CUDA round 16)
+CAPTURE_SIZES = (1, 2, 4, *range(8, 256, 8), *range(256, 513, 16))
 #: rows from which merged gate/up projections run as one GEMM with SiLU-and-mul fused (sm_90+); below it
 #: cuBLAS and the pairwise SiLU-and-mul (benchmarks/bench_gemm_silu.py, RESULTS.md CUDA round 15)
 GATED_MIN_ROWS = 2048

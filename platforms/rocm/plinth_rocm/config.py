@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from plinth.platform import ConfigPatch
 
-#: decode batch sizes captured as HIP graphs (vLLM's ladder up to 512)
-CAPTURE_SIZES = (1, 2, 4, 8, *range(16, 257, 16), *range(288, 513, 32))
+#: decode batch sizes captured as HIP graphs: vLLM's ladder (1, 2, 4, multiples of 8 below 256, of 16 up to 512)
+CAPTURE_SIZES = (1, 2, 4, *range(8, 256, 8), *range(256, 513, 16))
 GRAPH_MODES = ("hip_graph", "eager")
 #: CDNA3 (MI300X/MI325X, gfx942) and CDNA4 (MI350, gfx950): 192-288 GB HBM, 304/256 CUs
 MI300_CLASS = ("gfx942", "gfx950")

@@ -48,3 +48,17 @@ def test_the_engine_applies_the_platform_defaults(tmp_path, monkeypatch):
               max_num_batched_tokens=64)
     sched = llm.llm_engine.config.scheduler
     assert (sched.max_num_seqs, sched.max_num_batched_tokens) == (5, 64)
+
+
+def test_user_capture_sizes_replace_the_platforms_ladder():
+    from plinth.config import ConfigError, EngineConfig
+    from plinth.platform import ConfigPatch
+    from plinth.platform.configure import apply_config_patch
+
+    config = EngineArgs(cuda_graph_sizes=[4, 1, 16, 4]).engine_config(4096)
+    assert config.graph.capture_sizes == (16, 4, 1)
+    patched = apply_config_patch(config, ConfigPatch(capture_sizes=(1, 2, 8, 512)), "x")
+    assert patched.graph.capture_sizes == (16, 4, 1)  # the user's, not the platform's
+    assert apply_config_patch(EngineConfig(), ConfigPatch(capture_sizes=(1, 8)), "x").graph.capture_sizes == (8, 1)
+    with pytest.raises(ConfigError, match="cuda_graph_sizes must be positive"):
+        EngineArgs(cuda_graph_sizes=[8, 0]).engine_config(4096)
