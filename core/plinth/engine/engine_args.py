@@ -6,9 +6,9 @@ from dataclasses import dataclass, fields
 
 from plinth.config import (
     CORE_MAX_NUM_BATCHED_TOKENS,
-    ConfigError,
     CORE_MAX_NUM_SEQS,
     CacheConfig,
+    ConfigError,
     EngineConfig,
     GraphConfig,
     SchedulerConfig,
