@@ -48,6 +48,8 @@
 #   bash benchmarks/gpu_suite.sh round16c # sampler tests on the GPU; T2, T1, T3 at the platform's step limits
 #   bash benchmarks/gpu_suite.sh round16d # residual added in the GEMM: tests; T1 off/on, T2 on
 #   bash benchmarks/gpu_suite.sh round16e # T3 at 256 requests a step and at the platform's default, alternating twice
+#   bash benchmarks/gpu_suite.sh round17a # decode rows and prompt tokens on two streams (bench_overlap.py); T2 at a
+#                                         # 768-token step budget vs the default
 #   bash benchmarks/gpu_suite.sh round16f # vLLM's capture ladder vs the previous one (PLINTH_CAPTURE_LADDER=old): T2, T1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -154,6 +156,18 @@ if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense pr
         stamp "T3 PLINTH_TRITON_GATED_SILU=$run"
         PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
+    done
+    stamp "done"
+fi
+if [[ $STAGE == round17a ]]; then  # two-stream overlap premise; T2 with prompts paced by a 768-token step budget
+    SECONDS=0; SUITE_BUDGET=580
+    stamp "decode rows and prompt tokens on two streams"
+    timeout "$(left 150)" python3 benchmarks/bench_overlap.py --json "$OUT/overlap.json" 2>&1 | tail -6
+    for budget in 768 default; do
+        stamp "T2, step budget $budget"
+        opt=(); [[ $budget != default ]] && opt=(--max-num-batched-tokens "$budget")
+        BENCH_TIMEOUT=$(left 190) bench "t2_$budget" throughput --workload T2 "${opt[@]}"
+        grep -h '"output_tok_s"\|"elapsed_s"\|"num_kv_blocks"\|"decode_steps"' "$OUT/plinth_t2_$budget.json"
     done
     stamp "done"
 fi

@@ -1,0 +1,167 @@
+"""Can a step's memory-bound decode work hide under compute-bound prompt GEMMs on a second stream?
+
+The premise of dual-batch overlap (NanoFlow; vLLM's DBO for MoE): run a step's decode rows and its prompt tokens
+as two sub-batches whose forwards go to two CUDA streams, so the decode attention (a KV stream at the read
+ceiling) runs while the prompt tokens' GEMMs keep the tensor cores busy. Against it: each sub-batch reads the
+weights on its own, and both kernels want every SM. This times, on Llama-3.1-8B's shapes over ``--layers``
+distinct layers (CUDA graphs, so no host launch cost):
+
+- ``decode``: the decode rows' layers (qkv, paged decode attention over T2's contexts, o, gate/up, SiLU, down);
+- ``prompt``: the prompt tokens' layers (the same GEMMs and SiLU, no attention: it is small at these chunks);
+- ``mixed``: what a mixed step does today: the GEMMs over decode rows and prompt tokens together, and the decode
+  rows' attention;
+- ``serial``: ``decode`` then ``prompt``; ``overlap``: ``decode`` and ``prompt`` on two streams at once (with the
+  decode stream at high priority, and at equal priority).
+
+    python benchmarks/bench_overlap.py --decode-rows 200 --prompt-tokens 512 1024 2048
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+import torch.nn.functional as F
+from bench_attention_configs import launch, make_batch
+from graph_timing import save_json
+from plinth_triton.attention_plan import decode_launch
+
+HIDDEN, HEADS, KV_HEADS, HEAD, INTER = 4096, 32, 8, 128, 14336
+
+
+def make_layers(n: int) -> list[dict]:
+    def w(rows, cols):
+        return torch.randn(rows, cols, dtype=torch.bfloat16, device="cuda") * cols ** -0.5
+
+    return [dict(qkv=w((HEADS + 2 * KV_HEADS) * HEAD, HIDDEN), o=w(HIDDEN, HEADS * HEAD),
+                 gate_up=w(2 * INTER, HIDDEN), down=w(HIDDEN, INTER)) for _ in range(n)]
+
+
+def mlp(x: torch.Tensor, layer: dict) -> torch.Tensor:
+    h = F.linear(x, layer["gate_up"])
+    return F.linear(F.silu(h[:, :INTER]) * h[:, INTER:], layer["down"])
+
+
+def chain(layers, x, attention=None, decode_rows=0):
+    """A forward's GEMM chain over ``layers``; ``attention[i]()`` runs layer i's decode attention, whose output
+    stands in for the first ``decode_rows`` rows of the attention result."""
+
+    def run():
+        h = x
+        for i, layer in enumerate(layers):
+            qkv = F.linear(h, layer["qkv"])
+            a = qkv[:, :HEADS * HEAD]
+            if attention is not None:
+                out = attention[i]()
+                a = torch.cat([out.view(decode_rows, -1), a[decode_rows:]]) if decode_rows < x.shape[0] \
+                    else out.view(decode_rows, -1)
+            h = h + F.linear(a, layer["o"])
+            h = h + mlp(h, layer)
+        return h
+
+    return run
+
+
+def capture(fn) -> torch.cuda.CUDAGraph:
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    torch.cuda.synchronize()
+    return graph
+
+
+def timed(run, reps: int = 9) -> float:
+    run()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        run()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def concurrently(first: torch.cuda.CUDAGraph, second: torch.cuda.CUDAGraph, s1, s2):
+    def run():
+        main = torch.cuda.current_stream()
+        s1.wait_stream(main)
+        s2.wait_stream(main)
+        with torch.cuda.stream(s1):
+            first.replay()
+        with torch.cuda.stream(s2):
+            second.replay()
+        main.wait_stream(s1)
+        main.wait_stream(s2)
+
+    return run
+
+
+def attention_ops(n_layers: int, rows: int, ctx_lo: int, ctx_hi: int):
+    tile_n, warps, stages = decode_launch(HEADS // KV_HEADS, HEAD, torch.bfloat16, rows, 1)
+    ops, kv_bytes = [], 0
+    for i in range(n_layers):
+        q, kv, table, seq_lens, qsl, nbytes = make_batch(rows, ctx_lo, ctx_hi, HEADS, KV_HEADS, HEAD, seed=i)
+        kv_bytes += nbytes
+        run = launch(q, kv, table, seq_lens, qsl, tile_n, warps, stages, 1, ordered=True)
+
+        def op(run=run, q=q):
+            run()  # writes its own output buffer; q has that output's shape and stands in for it
+            return q
+        ops.append(op)
+    return ops, kv_bytes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--decode-rows", type=int, default=200)
+    parser.add_argument("--ctx", type=int, nargs=2, default=[1024, 2048])
+    parser.add_argument("--prompt-tokens", type=int, nargs="+", default=[512, 1024, 2048])
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    layers = make_layers(args.layers)
+    attention, kv_bytes = attention_ops(args.layers, args.decode_rows, *args.ctx)
+    xd = torch.randn(args.decode_rows, HIDDEN, dtype=torch.bfloat16, device="cuda")
+    decode = capture(chain(layers, xd, attention, args.decode_rows))
+    attn_only = capture(lambda: [op() for op in attention])
+    hi, lo = torch.cuda.Stream(priority=-1), torch.cuda.Stream(priority=0)
+    eq1, eq2 = torch.cuda.Stream(), torch.cuda.Stream()
+    t_decode = timed(decode.replay)
+    t_attn = timed(attn_only.replay)
+    result = {"layers": args.layers, "decode_rows": args.decode_rows, "ctx": args.ctx, "device": torch.cuda.get_device_name(),
+              "decode_ms": round(t_decode, 3), "decode_attention_ms": round(t_attn, 3),
+              "attention_TB_s": round(kv_bytes / t_attn / 1e9, 3), "by_prompt_tokens": {}}
+    print(json.dumps({k: v for k, v in result.items() if k != "by_prompt_tokens"}), flush=True)
+    for tokens in args.prompt_tokens:
+        xp = torch.randn(tokens, HIDDEN, dtype=torch.bfloat16, device="cuda")
+        xm = torch.randn(args.decode_rows + tokens, HIDDEN, dtype=torch.bfloat16, device="cuda")
+        prompt = capture(chain(layers, xp))
+        mixed = capture(chain(layers, xm, attention, args.decode_rows))
+        t_prompt = timed(prompt.replay)
+        t_mixed = timed(mixed.replay)
+        t_serial = timed(lambda p=prompt: (decode.replay(), p.replay()))
+        t_hi = timed(concurrently(decode, prompt, hi, lo))
+        t_hi_prompt = timed(concurrently(prompt, decode, hi, lo))
+        t_eq = timed(concurrently(decode, prompt, eq1, eq2))
+        row = {"prompt_ms": round(t_prompt, 3), "mixed_ms": round(t_mixed, 3), "serial_ms": round(t_serial, 3),
+               "overlap_decode_high_ms": round(t_hi, 3), "overlap_prompt_high_ms": round(t_hi_prompt, 3),
+               "overlap_equal_ms": round(t_eq, 3),
+               "best_overlap_vs_mixed": round(min(t_hi, t_hi_prompt, t_eq) / t_mixed, 3)}
+        result["by_prompt_tokens"][tokens] = row
+        print(tokens, json.dumps(row), flush=True)
+    save_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()
