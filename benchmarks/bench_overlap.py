@@ -19,7 +19,9 @@ distinct layers (CUDA graphs, so no host launch cost):
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -121,6 +123,11 @@ def attention_ops(n_layers: int, rows: int, ctx_lo: int, ctx_hi: int):
     return ops, kv_bytes
 
 
+def progress(tokens: int, what: str, ms: float) -> float:
+    print(f"  {tokens} prompt tokens, {what}: {ms:.3f} ms", file=sys.stderr, flush=True)
+    return ms
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, default=8)
@@ -128,7 +135,10 @@ def main() -> None:
     parser.add_argument("--ctx", type=int, nargs=2, default=[1024, 2048])
     parser.add_argument("--prompt-tokens", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--json")
+    parser.add_argument("--watchdog", type=float, default=0, help="dump every thread's stack after this many seconds")
     args = parser.parse_args()
+    if args.watchdog:
+        faulthandler.dump_traceback_later(args.watchdog, exit=True)
     torch.manual_seed(0)
     layers = make_layers(args.layers)
     attention, kv_bytes = attention_ops(args.layers, args.decode_rows, *args.ctx)
@@ -148,12 +158,12 @@ def main() -> None:
         xm = torch.randn(args.decode_rows + tokens, HIDDEN, dtype=torch.bfloat16, device="cuda")
         prompt = capture(chain(layers, xp))
         mixed = capture(chain(layers, xm, attention, args.decode_rows))
-        t_prompt = timed(prompt.replay)
-        t_mixed = timed(mixed.replay)
-        t_serial = timed(lambda p=prompt: (decode.replay(), p.replay()))
-        t_hi = timed(concurrently(decode, prompt, hi, lo))
-        t_hi_prompt = timed(concurrently(prompt, decode, hi, lo))
-        t_eq = timed(concurrently(decode, prompt, eq1, eq2))
+        t_prompt = progress(tokens, "prompt", timed(prompt.replay))
+        t_mixed = progress(tokens, "mixed", timed(mixed.replay))
+        t_serial = progress(tokens, "serial", timed(lambda p=prompt: (decode.replay(), p.replay())))
+        t_hi = progress(tokens, "overlap, decode high", timed(concurrently(decode, prompt, hi, lo)))
+        t_hi_prompt = progress(tokens, "overlap, prompt high", timed(concurrently(prompt, decode, hi, lo)))
+        t_eq = progress(tokens, "overlap, equal", timed(concurrently(decode, prompt, eq1, eq2)))
         row = {"prompt_ms": round(t_prompt, 3), "mixed_ms": round(t_mixed, 3), "serial_ms": round(t_serial, 3),
                "overlap_decode_high_ms": round(t_hi, 3), "overlap_prompt_high_ms": round(t_hi_prompt, 3),
                "overlap_equal_ms": round(t_eq, 3),
