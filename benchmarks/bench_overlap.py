@@ -72,7 +72,9 @@ def capture(fn) -> torch.cuda.CUDAGraph:
         fn()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    # A capture stream of its own: cuBLAS keys its workspace by stream, and two graphs captured on torch's shared
+    # capture stream replay into one workspace (replayed at once, they hang the GPU).
+    with torch.cuda.graph(graph, stream=torch.cuda.Stream()):
         fn()
     torch.cuda.synchronize()
     return graph
