@@ -65,8 +65,8 @@ def chain(layers, x, attention=None, decode_rows=0):
     return run
 
 
-def capture(fn) -> torch.cuda.CUDAGraph:
-    side = torch.cuda.Stream()
+def capture(fn, stream=None) -> torch.cuda.CUDAGraph:
+    side = stream or torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         fn()
@@ -74,7 +74,7 @@ def capture(fn) -> torch.cuda.CUDAGraph:
     graph = torch.cuda.CUDAGraph()
     # A capture stream of its own: cuBLAS keys its workspace by stream, and two graphs captured on torch's shared
     # capture stream replay into one workspace (replayed at once, they hang the GPU).
-    with torch.cuda.graph(graph, stream=torch.cuda.Stream()):
+    with torch.cuda.graph(graph, stream=stream or torch.cuda.Stream()):
         fn()
     torch.cuda.synchronize()
     return graph
@@ -110,6 +110,35 @@ def concurrently(first: torch.cuda.CUDAGraph, second: torch.cuda.CUDAGraph, s1, 
     return run
 
 
+def on(stream, graph):
+    """Replay ``graph`` on ``stream``, ordered after the current stream and before what follows on it."""
+    def run():
+        main = torch.cuda.current_stream()
+        stream.wait_stream(main)
+        with torch.cuda.stream(stream):
+            graph.replay()
+        main.wait_stream(stream)
+
+    return run
+
+
+def green_split(chains: dict, decode_sms: int, tokens: list[int]) -> dict:
+    """Decode rows on ``decode_sms`` SMs and prompt tokens on the rest, each a green context (an SM partition)
+    with its own stream; each chain captured on its partition's stream, timed alone and at once."""
+    from torch.cuda.green_contexts import GreenContext
+
+    total = torch.cuda.get_device_properties(0).multi_processor_count
+    sd = GreenContext.create(num_sms=decode_sms, device_id=0).Stream()
+    sp = GreenContext.create(num_sms=total - decode_sms, device_id=0).Stream()
+    decode = capture(chains["decode"], sd)
+    row = {"decode_ms": round(timed(on(sd, decode)), 3)}
+    for n in tokens:
+        prompt = capture(chains[n], sp)
+        row[n] = {"prompt_ms": round(timed(on(sp, prompt)), 3),
+                  "overlap_ms": round(timed(concurrently(decode, prompt, sd, sp)), 3)}
+    return row
+
+
 def attention_ops(n_layers: int, rows: int, ctx_lo: int, ctx_hi: int):
     tile_n, warps, stages = decode_launch(HEADS // KV_HEADS, HEAD, torch.bfloat16, rows, 1)
     ops, kv_bytes = [], 0
@@ -137,6 +166,8 @@ def main() -> None:
     parser.add_argument("--ctx", type=int, nargs=2, default=[1024, 2048])
     parser.add_argument("--prompt-tokens", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--json")
+    parser.add_argument("--green", type=int, nargs="*", default=[],
+                        help="also split the SMs: this many for the decode rows, the rest for the prompt tokens")
     parser.add_argument("--watchdog", type=float, default=0, help="dump every thread's stack after this many seconds")
     args = parser.parse_args()
     if args.watchdog:
@@ -172,6 +203,16 @@ def main() -> None:
                "best_overlap_vs_mixed": round(min(t_hi, t_hi_prompt, t_eq) / t_mixed, 3)}
         result["by_prompt_tokens"][tokens] = row
         print(tokens, json.dumps(row), flush=True)
+    chains = {"decode": chain(layers, xd, attention, args.decode_rows)}
+    chains.update({n: chain(layers, torch.randn(n, HIDDEN, dtype=torch.bfloat16, device="cuda"))
+                   for n in args.prompt_tokens})
+    result["green"] = {}
+    for sms in args.green:
+        try:
+            result["green"][sms] = green_split(chains, sms, args.prompt_tokens)
+        except Exception as e:  # noqa: BLE001 -- report what the build's green contexts refuse, then go on
+            result["green"][sms] = f"{type(e).__name__}: {e}"
+        print("green", sms, "SMs for decode:", json.dumps(result["green"][sms]), flush=True)
     save_json(args.json, result)
 
 

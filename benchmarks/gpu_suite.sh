@@ -162,7 +162,7 @@ fi
 if [[ $STAGE == round17a ]]; then  # two-stream overlap premise; T2 with prompts paced by a 768-token step budget
     SECONDS=0; SUITE_BUDGET=580
     stamp "decode rows and prompt tokens on two streams"
-    timeout "$(left 150)" python3 benchmarks/bench_overlap.py --watchdog 140 --json "$OUT/overlap.json" 2>&1 | tail -40
+    timeout "$(left 150)" python3 benchmarks/bench_overlap.py --watchdog 140 ${OVERLAP_ARGS:-} --json "$OUT/overlap.json" 2>&1 | tail -40
     for budget in ${T2_BUDGETS:-768 default}; do
         stamp "T2, step budget $budget"
         opt=(); [[ $budget != default ]] && opt=(--max-num-batched-tokens "$budget")
