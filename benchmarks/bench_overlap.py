@@ -30,6 +30,7 @@ from graph_timing import save_json
 from plinth_triton.attention_plan import decode_launch
 
 HIDDEN, HEADS, KV_HEADS, HEAD, INTER = 4096, 32, 8, 128, 14336
+_KEEP: list = []
 
 
 def make_layers(n: int) -> list[dict]:
@@ -128,8 +129,10 @@ def green_split(chains: dict, decode_sms: int, tokens: list[int]) -> dict:
     from torch.cuda.green_contexts import GreenContext
 
     total = torch.cuda.get_device_properties(0).multi_processor_count
-    sd = GreenContext.create(num_sms=decode_sms, device_id=0).Stream()
-    sp = GreenContext.create(num_sms=total - decode_sms, device_id=0).Stream()
+    contexts = [GreenContext.create(num_sms=decode_sms, device_id=0),
+                GreenContext.create(num_sms=total - decode_sms, device_id=0)]
+    _KEEP.extend(contexts)  # a context destroyed under its stream's graphs fails their replays
+    sd, sp = (c.Stream() for c in contexts)
     decode = capture(chains["decode"], sd)
     row = {"decode_ms": round(timed(on(sd, decode)), 3)}
     for n in tokens:
