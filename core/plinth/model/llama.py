@@ -22,7 +22,7 @@ from plinth.model.layers import (
     get_rope,
 )
 from plinth.model.weights import load_named_weights
-from plinth.platform.attention import KVCacheSpec
+from plinth.platform.attention import KVCacheSpec, RotarySpec
 
 STACKED_PARAMS = (
     ("qkv_proj", "q_proj", "q"), ("qkv_proj", "k_proj", "k"), ("qkv_proj", "v_proj", "v"),
@@ -94,12 +94,24 @@ class LlamaAttention(Layer):
         """Hook for what happens to q and k before attention: rotary here (Qwen3 norms them first)."""
         return self.rotary_emb(positions, q, k)
 
+    def rotary_spec(self) -> RotarySpec | None:
+        """``position_qk`` described for a backend that rotates k as it writes the cache; None where a subclass
+        changed ``position_qk`` without describing it here too."""
+        if type(self).position_qk is not LlamaAttention.position_qk:
+            return None
+        rotary = self.rotary_emb
+        return RotarySpec(rotary.head_size, rotary.cos_sin_cache, rotary.is_neox_style)
+
     def forward(self, positions: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         return self.o_proj(self.attend(positions, hidden))
 
     def attend(self, positions: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """Attention up to the output projection (its input)."""
         q, k, v = self.qkv_proj.split(self.qkv_proj(hidden))
+        spec = self.rotary_spec()
+        rotated = None if spec is None else self.attn.rotate_and_write(positions, q, k, v, spec)
+        if rotated is not None:
+            return self.attn(*rotated, v, kv_written=True)
         q, k = self.position_qk(positions, q, k)
         return self.attn(q, k, v)
 

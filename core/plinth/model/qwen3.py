@@ -9,6 +9,7 @@ import torch
 from plinth.model.build_context import BuildContext
 from plinth.model.layers import RMSNorm
 from plinth.model.llama import LlamaAttention, LlamaForCausalLM
+from plinth.platform.attention import RotarySpec
 from plinth.platform.kernels import Op
 
 
@@ -25,6 +26,13 @@ class Qwen3Attention(LlamaAttention):
                                       is_neox_style=rotary.is_neox_style)
         except LookupError:
             self._fused = None
+
+    def rotary_spec(self) -> RotarySpec | None:
+        if type(self).position_qk is not Qwen3Attention.position_qk:
+            return None
+        rotary = self.rotary_emb
+        return RotarySpec(rotary.head_size, rotary.cos_sin_cache, rotary.is_neox_style, self.q_norm.weight,
+                          self.k_norm.weight, self.q_norm.eps)
 
     def position_qk(
         self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor

@@ -12,6 +12,7 @@ from plinth.platform.attention import (
     CommonAttentionMetadata,
     GraphSupport,
     KVCacheSpec,
+    RotarySpec,
     Support,
 )
 from plinth.platform.capabilities import Capabilities, Feature
@@ -32,6 +33,6 @@ __all__ = [
     "BatchDescriptor", "Capabilities", "CommonAttentionMetadata", "Communicator", "ConfigPatch",
     "DeviceOps", "EagerGraphRunner", "Feature", "GraphRunner", "GraphSupport", "KVCacheSpec",
     "KernelRegistry", "NoAttentionBackendError", "Op", "Platform", "PlatformDescriptor",
-    "PlatformSelectionError", "Probe", "SingleProcessCommunicator", "StreamGraphRunner", "Support",
+    "PlatformSelectionError", "Probe", "RotarySpec", "SingleProcessCommunicator", "StreamGraphRunner", "Support",
     "discover_platforms", "select_platform",
 ]

@@ -84,6 +84,23 @@ class AttentionLayerSpec:
         return cls(num_heads, num_kv_heads, head_size, 1.0 / math.sqrt(head_size))
 
 
+@dataclass(frozen=True)
+class RotarySpec:
+    """What a layer does to q and k before attention, for a backend that rotates k as it writes it (API 1.7).
+
+    Rotary as ``plinth.ops.reference.rotary_embedding`` (``cos_sin_cache`` float32 ``[max_position,
+    rotary_dim]``, cos then sin; NeoX halves or GPT-J pairs; ``rotary_dim`` may be under ``head_size``),
+    after a per-head RMSNorm of q and k when the norm weights are given (Qwen3: ``qk_norm_rotary``).
+    """
+
+    head_size: int
+    cos_sin_cache: torch.Tensor
+    is_neox_style: bool = True
+    q_norm_weight: torch.Tensor | None = None  # [head_size]; with k_norm_weight, a per-head RMSNorm first
+    k_norm_weight: torch.Tensor | None = None
+    eps: float = 1e-6
+
+
 class GraphSupport(Enum):
     """How far a backend's forward may be captured in a device graph."""
 
@@ -129,6 +146,17 @@ class AttentionImpl(ABC):
         ``query``/``out``: ``[num_tokens, num_heads, head_size]``. ``metadata`` is what
         :meth:`AttentionBackend.build_metadata` returned. Writes into and returns ``out``.
         """
+
+    def write_kv_rotary(
+        self, positions: torch.Tensor, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+        kv_cache: torch.Tensor, slot_mapping: torch.Tensor, rotary: RotarySpec,
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Rotate q and k as ``rotary`` says and write the rotated k and ``value`` into the cache, in one pass
+        (API 1.7). ``query`` ``[T, num_heads*head_size]``, ``key``/``value`` ``[T, num_kv_heads*head_size]``
+        (views of the QKV projection's output). Returns the rotated ``(query, key)``, shaped as given, and
+        leaves the cache as :meth:`write_kv` of that key would; the inputs are not modified. The default
+        returns None: not fused, and the layer rotates, then calls :meth:`write_kv`."""
+        return None
 
 
 class AttentionBackend(ABC):

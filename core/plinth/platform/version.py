@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PLATFORM_API: tuple[int, int] = (1, 6)
+PLATFORM_API: tuple[int, int] = (1, 7)
 """``(major, minor)``. Minor versions only add members with defaults; removal bumps major.
 
 History: 1.0 first contract; 1.1 adds ``GraphRunner.static_shapes`` (default False),
@@ -20,7 +20,10 @@ followed by SiLU-and-mul (Llama-style MLPs) call them, so a method may fuse the 
 1.6 adds ``Capabilities.default_max_num_seqs`` and ``Capabilities.default_max_num_batched_tokens`` (default None):
 the step limits an engine takes where the user sets none (vLLM's per-device defaults), and
 ``LinearMethod.apply_add(x, prepared, bias, residual)`` (default None: not fused): the projections that feed the
-residual stream (attention output, MLP down) let a method add the residual inside its GEMM.
+residual stream (attention output, MLP down) let a method add the residual inside its GEMM;
+1.7 adds ``AttentionImpl.write_kv_rotary(positions, query, key, value, kv_cache, slot_mapping, rotary)`` and
+``RotarySpec`` (default None: not fused): a layer whose rotary a ``RotarySpec`` describes lets the backend rotate q
+and k and write the rotated keys and the values into the cache in one pass, instead of a rotary kernel and a KV write.
 """
 
 ApiRange = tuple[tuple[int, int], tuple[int, int]]

@@ -14,11 +14,13 @@ from plinth.platform import (
     AttentionSelector,
     CommonAttentionMetadata,
     GraphSupport,
+    RotarySpec,
     Support,
 )
 from plinth_triton.attention_kernel import paged_attention
 from plinth_triton.attention_plan import decode_rows_first, decode_splits
 from plinth_triton.kv_write import write_kv
+from plinth_triton.rotary import rotary_write_kv
 
 _DTYPES = ("bfloat16", "float16", "float32")
 
@@ -40,12 +42,20 @@ def _switch(value: bool | None, env: str) -> bool:
 
 
 class TritonAttentionImpl(AttentionImpl):
-    def __init__(self, spec: AttentionLayerSpec, dense_prefill: bool = True) -> None:
+    def __init__(self, spec: AttentionLayerSpec, dense_prefill: bool = True, rotary_write: bool = True) -> None:
         self.spec = spec
         self.dense_prefill = dense_prefill
+        self.rotary_write = rotary_write
 
     def write_kv(self, key, value, kv_cache, slot_mapping):
         write_kv(key, value, kv_cache, slot_mapping)
+
+    def write_kv_rotary(self, positions, query, key, value, kv_cache, slot_mapping, rotary: RotarySpec):
+        if not self.rotary_write or rotary.head_size != self.spec.head_size:
+            return None
+        return rotary_write_kv(positions, query, key, value, kv_cache, slot_mapping, rotary.head_size,
+                               rotary.cos_sin_cache, rotary.is_neox_style, rotary.q_norm_weight,
+                               rotary.k_norm_weight, rotary.eps)
 
     def forward(self, query, key, value, kv_cache, metadata, out):
         md = metadata.common if isinstance(metadata, TritonAttentionMetadata) else metadata
@@ -75,6 +85,9 @@ class TritonAttentionBackend(AttentionBackend):
     the dense kernel (``prefill_attention.py``); ``PLINTH_TRITON_DENSE_PREFILL=0`` turns it off.
     ``mixed_decode``: in a step with prompts, the one-query requests take their own launch with the
     decode plan instead of prefill-sized tiles; ``PLINTH_TRITON_MIXED_DECODE=0`` turns it off.
+    ``rotary_write``: layers whose rotary a ``RotarySpec`` describes rotate q and k and write the rotated keys and
+    the values into the cache in one launch (``rotary_write_kv``) instead of two; ``PLINTH_TRITON_ROTARY_WRITE=0``
+    turns it off.
     ``fp8_kv``: the device converts fp8 in registers (NVIDIA sm_89+), so the cache may store keys and
     values as ``fp8_e4m3`` / ``fp8_e5m2`` (scale 1.0, saturated): half the bytes of a 16-bit cache, so
     twice the tokens in the same memory and half the KV a decode step reads. Prompts without cached
@@ -86,8 +99,9 @@ class TritonAttentionBackend(AttentionBackend):
     graph_support = GraphSupport.UNIFORM_DECODE
 
     def __init__(self, num_sms: int = 132, decode_order: bool | None = None, dense_prefill: bool | None = None,
-                 mixed_decode: bool | None = None, fp8_kv: bool = False) -> None:
+                 mixed_decode: bool | None = None, fp8_kv: bool = False, rotary_write: bool | None = None) -> None:
         self.num_sms = num_sms
+        self.rotary_write = _switch(rotary_write, "PLINTH_TRITON_ROTARY_WRITE")
         self.fp8_kv = fp8_kv
         self.decode_order = _switch(decode_order, "PLINTH_TRITON_DECODE_ORDER")
         self.dense_prefill = _switch(dense_prefill, "PLINTH_TRITON_DENSE_PREFILL")
@@ -131,4 +145,4 @@ class TritonAttentionBackend(AttentionBackend):
 
     def make_impl(self, spec: AttentionLayerSpec) -> AttentionImpl:
         self._kv_heads, self._group = spec.num_kv_heads, spec.num_heads // spec.num_kv_heads
-        return TritonAttentionImpl(spec, self.dense_prefill)
+        return TritonAttentionImpl(spec, self.dense_prefill, self.rotary_write)

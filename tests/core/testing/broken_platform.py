@@ -79,6 +79,29 @@ class WrongGqaImpl(ReferenceAttentionImpl):
         return out
 
 
+class RotaryWriteImpl(ReferenceAttentionImpl):
+    """Rotates q and k and writes the cache in one call (``write_kv_rotary``), from the reference ops."""
+
+    skip_padding = True
+
+    def write_kv_rotary(self, positions, query, key, value, kv_cache, slot_mapping, rotary):
+        args = (positions, query, key, rotary.head_size, rotary.cos_sin_cache, rotary.is_neox_style)
+        q, k = (reference.rotary_embedding(*args) if rotary.q_norm_weight is None
+                else reference.qk_norm_rotary(*args, rotary.q_norm_weight, rotary.k_norm_weight, rotary.eps))
+        slots = slot_mapping
+        if not self.skip_padding:
+            slots = torch.where(slots < 0, slots + kv_cache.shape[1] * kv_cache.shape[2], slots)
+        heads = kv_cache.shape[-2]
+        reference.write_kv(k.reshape(k.shape[0], heads, -1), value.reshape(k.shape[0], heads, -1), kv_cache, slots)
+        return q, k
+
+
+class PaddingRotaryWriteImpl(RotaryWriteImpl):
+    """Bug: padding tokens (slot -1) land in the cache's last slot."""
+
+    skip_padding = False
+
+
 def _backend(impl_cls):
     class Backend(ReferenceAttentionBackend):
         name = f"test-{impl_cls.__name__}"
@@ -119,6 +142,16 @@ class NoCausalMaskPlatform(TestPlatform):
 class WrongGqaPlatform(TestPlatform):
     def __init__(self):
         super().__init__(WrongGqaImpl)
+
+
+class RotaryWritePlatform(TestPlatform):
+    def __init__(self):
+        super().__init__(RotaryWriteImpl)
+
+
+class PaddingRotaryWritePlatform(TestPlatform):
+    def __init__(self):
+        super().__init__(PaddingRotaryWriteImpl)
 
 
 class SwappedGatedMethod(TorchLinearMethod):
@@ -163,3 +196,5 @@ WRONG_GQA = _descriptor("wrong-gqa", "WrongGqaPlatform")
 SWAPPED_GATED = _descriptor("swapped-gated", "SwappedGatedPlatform")
 TORCH_LINEAR = _descriptor("torch-linear", "TorchLinearPlatform")
 BIAS_DROPPING_RESIDUAL = _descriptor("bias-dropping-residual", "BiasDroppingResidualPlatform")
+ROTARY_WRITE = _descriptor("rotary-write", "RotaryWritePlatform")
+PADDING_ROTARY_WRITE = _descriptor("padding-rotary-write", "PaddingRotaryWritePlatform")

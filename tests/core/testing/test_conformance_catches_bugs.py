@@ -73,6 +73,18 @@ def test_kit_fails_on_a_residual_add_that_drops_the_bias(tmp_path):
     assert "apply_add" in output and "bias True" in output, output
 
 
+def test_kit_checks_a_backend_that_rotates_while_writing(tmp_path):
+    code, output, outcomes = run_kit(tmp_path, f"{KIT}.test_kv_write", "-k", "write_kv_rotary",
+                                     "--plinth-platform=broken_platform:ROTARY_WRITE")
+    assert code == pytest.ExitCode.OK, output
+    assert outcomes.get("passed") == 2 and "skipped" not in outcomes, output  # with and without q/k norms
+    code, output, outcomes = run_kit(tmp_path, f"{KIT}.test_kv_write", "-k", "write_kv_rotary",
+                                     "--plinth-platform=broken_platform:PADDING_ROTARY_WRITE")
+    assert code == pytest.ExitCode.TESTS_FAILED, output
+    assert outcomes.get("failed") == 2, output
+    assert "differs from write_kv of the key it returned" in output, output
+
+
 def test_kit_skips_without_a_platform(tmp_path):
     code, output, outcomes = run_kit(tmp_path, f"{KIT}.test_device")
     assert code == pytest.ExitCode.OK, output

@@ -32,6 +32,7 @@ from kernel_cases import (  # noqa: E402
     check_fp8_linear,
     check_gated_linear,
     check_gemv,
+    check_rotary_write_kv,
     check_write_kv,
 )
 
@@ -50,6 +51,8 @@ def main() -> None:
     cpu = torch.device("cpu")
     check_write_kv(torch.float32, cpu)
     check_elementwise(torch.float32, cpu)
+    check_rotary_write_kv(torch.float32, cpu)
+    check_rotary_write_kv(torch.float16, cpu, kv_dtype=torch.float8_e4m3fn, exact_reference=False)
     check_attention([(0, 5), (3, 1), (17, 1), (4, 6)], group=2, head_size=32, block_size=16,
                     dtype=torch.float32, device=cpu)
     check_attention([(0, 1), (20, 1), (40, 1)], group=4, head_size=32, block_size=16,

@@ -248,8 +248,54 @@ def check_write_kv(dtype, device, seed=0, kv_dtype=None, on_grid=False):
         assert not b.float().isnan().any(), "a saturated write must not store NaN"
 
 
+def check_rotary_write_kv(dtype, device, seed=0, kv_dtype=None, tokens=(1, 9), exact_reference=True):
+    """``rotary_write_kv`` (rotary, or Qwen3's norm + rotary, and the KV write in one launch) against the two
+    launches it replaces: the rotated q and k bit for bit those of ``rotary_embedding`` / ``qk_norm_rotary``, the
+    cache bit for bit what ``write_kv`` of that key stores (padding slots skipped, fp8 saturated), the inputs
+    untouched. ``exact_reference``: also bit for bit ``reference.write_kv`` (off under the interpreter, whose fp8
+    cast rounds differently at binade edges)."""
+    from plinth_triton.kv_write import write_kv
+    from plinth_triton.rotary import qk_norm_rotary, rotary_embedding, rotary_write_kv
+
+    gen = torch.Generator().manual_seed(seed)
+    spread = 300.0 if kv_dtype is not None else 1.0  # e4m3 saturates at 448
+    for n in tokens:
+        for head, rot, neox, norm, bs in ((32, 32, True, False, 16), (64, 32, True, True, 16),
+                                          (96, 64, False, False, 32), (32, 32, False, True, 16)):
+            inv = 1.0 / (10000 ** (torch.arange(0, rot, 2, dtype=torch.float32) / rot))
+            freqs = torch.outer(torch.arange(64, dtype=torch.float32), inv)
+            cos_sin = torch.cat([freqs.cos(), freqs.sin()], -1).to(device)
+            pos = torch.randint(0, 64, (n,), generator=gen).to(device)
+            qkv = (torch.randn(n, 10 * head, generator=gen) * spread).to(dtype).to(device)  # 4 q, 3 k, 3 v heads
+            q, k, v = qkv[:, : 4 * head], qkv[:, 4 * head: 7 * head], qkv[:, 7 * head:]
+            weights = ((torch.randn(head, generator=gen) * 0.1 + 1).to(dtype).to(device),) * 2 if norm else (None,) * 2
+            cache = torch.randn(2, 4, bs, 3, head, generator=gen).to(kv_dtype or dtype).to(device)
+            slots = torch.randperm(4 * bs, generator=gen)[:n]
+            if n > 1:
+                slots[n // 2] = -1  # a padding token
+            slots = slots.to(device)
+            before = qkv.clone()
+            fused = cache.clone()
+            aq, ak = rotary_write_kv(pos, q, k, v, fused, slots, head, cos_sin, neox, *weights, 1e-6)
+            eq, ek = (qk_norm_rotary(pos, q, k, head, cos_sin, neox, *weights, 1e-6) if norm
+                      else rotary_embedding(pos, q, k, head, cos_sin, neox))
+            what = f"rotary_write_kv n={n} head={head} rot={rot} neox={neox} norm={norm} cache={kv_dtype or dtype}"
+            assert torch.equal(qkv, before), f"{what}: changed its inputs"
+            assert aq.shape == q.shape and ak.shape == k.shape, what
+            assert torch.equal(aq, eq) and torch.equal(ak, ek), f"{what}: q/k differ from the rotary kernel's"
+            bits = torch.uint8 if cache.element_size() == 1 else cache.dtype
+            unfused = cache.clone()
+            write_kv(ek.reshape(n, 3, head), v.reshape(n, 3, head), unfused, slots)
+            assert torch.equal(fused.view(bits), unfused.view(bits)), f"{what}: cache differs from write_kv's"
+            if exact_reference:
+                ref = cache.clone()
+                reference.write_kv(ek.reshape(n, 3, head), v.reshape(n, 3, head), ref, slots)
+                assert torch.equal(fused.view(bits), ref.view(bits)), f"{what}: cache differs from the reference"
+            assert not torch.equal(fused.view(bits), cache.view(bits)), f"{what}: wrote nothing"
+
+
 __all__ = ["AttentionLayerSpec", "CommonAttentionMetadata", "check_attention", "check_elementwise", "check_gemv",
-           "check_write_kv"]
+           "check_rotary_write_kv", "check_write_kv"]
 
 
 def _fp8_grid_rows(m, k, gen, dtype):

@@ -13,6 +13,7 @@ from tests.platforms.cuda.kernel_cases import (
     check_fp8_linear,
     check_gated_linear,
     check_gemv,
+    check_rotary_write_kv,
     check_write_kv,
 )
 
@@ -147,6 +148,13 @@ def test_write_kv(dtype):
 
 
 FP8 = (torch.float8_e4m3fn, torch.float8_e5m2)
+
+
+@pytest.mark.parametrize("kv_dtype", [None, *FP8], ids=["same", "fp8_e4m3", "fp8_e5m2"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rotary_write_kv(dtype, kv_dtype):
+    """Rotary (and Qwen3's q/k norm) with the KV write in one launch: bit for bit the two launches it replaces."""
+    check_rotary_write_kv(dtype, CUDA, kv_dtype=kv_dtype, tokens=(1, 9, 300))
 
 
 @pytest.mark.parametrize("kv_dtype", FP8, ids=["fp8_e4m3", "fp8_e5m2"])

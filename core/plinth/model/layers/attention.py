@@ -7,7 +7,7 @@ import torch
 from plinth.model.build_context import BuildContext
 from plinth.model.forward_context import get_forward_context
 from plinth.model.layers.layer import Layer
-from plinth.platform.attention import AttentionLayerSpec
+from plinth.platform.attention import AttentionLayerSpec, RotarySpec
 
 
 class Attention(Layer):
@@ -31,7 +31,17 @@ class Attention(Layer):
         spec = AttentionLayerSpec(num_heads, num_kv_heads, head_size, scale, sliding_window, logits_soft_cap)
         self.impl = ctx.attention_backend.make_impl(spec)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def rotate_and_write(
+        self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rotary: RotarySpec
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The rotated ``(q, k)`` with k and v already in the cache, where the backend does both in one pass
+        (``AttentionImpl.write_kv_rotary``); None where it declines. Then call ``forward(..., kv_written=True)``."""
+        fctx = get_forward_context()
+        return self.impl.write_kv_rotary(positions, q, k, v, fctx.kv_caches[self.layer_index],
+                                         fctx.attn_metadata.slot_mapping, rotary)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_written: bool = False) -> torch.Tensor:
+        """``kv_written``: ``rotate_and_write`` stored k and v already."""
         fctx = get_forward_context()
         md = fctx.attn_metadata
         kv_cache = fctx.kv_caches[self.layer_index]
@@ -39,7 +49,8 @@ class Attention(Layer):
         q = q.view(num_tokens, self.num_heads, self.head_size)
         k = k.view(num_tokens, self.num_kv_heads, self.head_size)
         v = v.view(num_tokens, self.num_kv_heads, self.head_size)
-        self.impl.write_kv(k, v, kv_cache, md.slot_mapping)
+        if not kv_written:
+            self.impl.write_kv(k, v, kv_cache, md.slot_mapping)
         out = torch.empty_like(q)
         self.impl.forward(q, k, v, kv_cache, md, out)
         return out.view(num_tokens, self.num_heads * self.head_size)

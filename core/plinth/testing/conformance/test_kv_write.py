@@ -88,3 +88,52 @@ def test_context_written_over_many_steps(plinth_platform, dtype):
                 impl.write_kv(k[chunk].to(device), v[chunk].to(device), batch.kv_cache, slots[chunk.to(device)])
         assert_close(batch.run(backend, impl), batch.reference(spec), dtype,
                      f"{backend.name}: attention after stale values were overwritten chunk by chunk")
+
+
+@pytest.mark.parametrize("norm", [False, True], ids=["rotary", "qk_norm_rotary"])
+def test_write_kv_rotary_is_rotary_then_write_kv(plinth_platform, dtype, norm):
+    """Where a backend rotates k as it writes the cache (``write_kv_rotary``, API 1.7): q and k as the reference
+    rotary gives them, the cache as ``write_kv`` of that key leaves it (padding skipped), the inputs untouched."""
+    from plinth.ops import reference
+    from plinth.platform import RotarySpec
+
+    device = plinth_platform.device.torch_device()
+    spec = AttentionLayerSpec.default(NUM_HEADS, NUM_KV_HEADS, HEAD_SIZE)
+    inv = 1.0 / (10000 ** (torch.arange(0, HEAD_SIZE, 2, dtype=torch.float32) / HEAD_SIZE))
+    freqs = torch.outer(torch.arange(256, dtype=torch.float32), inv)
+    cos_sin = torch.cat([freqs.cos(), freqs.sin()], -1).to(device)
+    fused_any = False
+    for backend, block_size in each_backend(plinth_platform, NUM_HEADS, NUM_KV_HEADS, HEAD_SIZE, dtype):
+        gen = torch.Generator().manual_seed(17)
+        impl = backend.make_impl(spec)
+        num_blocks, num_tokens = 4, 2 * block_size + 3
+        cache = torch.randn(*backend.kv_cache_shape(num_blocks, block_size, NUM_KV_HEADS, HEAD_SIZE),
+                            generator=gen).to(DTYPES[dtype]).to(device)
+        qkv = torch.randn(num_tokens, (NUM_HEADS + 2 * NUM_KV_HEADS) * HEAD_SIZE, generator=gen).to(DTYPES[dtype])
+        qkv = qkv.to(device)
+        q, k, v = qkv.split([NUM_HEADS * HEAD_SIZE, NUM_KV_HEADS * HEAD_SIZE, NUM_KV_HEADS * HEAD_SIZE], dim=-1)
+        positions = torch.randint(0, 256, (num_tokens,), generator=gen).to(device)
+        slots = torch.randperm(num_blocks * block_size, generator=gen)[:num_tokens]
+        slots[::5] = -1  # padding
+        slots = slots.to(device)
+        weights = tuple((torch.rand(HEAD_SIZE, generator=gen) + 0.5).to(DTYPES[dtype]).to(device)
+                        for _ in range(2)) if norm else (None, None)
+        rotary = RotarySpec(HEAD_SIZE, cos_sin, True, *weights, 1e-6)
+        before, fused = qkv.clone(), cache.clone()
+        out = impl.write_kv_rotary(positions, q, k, v, fused, slots, rotary)
+        if out is None:
+            continue
+        fused_any = True
+        args = (positions, q, k, HEAD_SIZE, cos_sin, True)
+        eq, ek = reference.qk_norm_rotary(*args, *weights, 1e-6) if norm else reference.rotary_embedding(*args)
+        assert torch.equal(qkv, before), f"{backend.name}: write_kv_rotary changed its inputs"
+        assert_close(out[0].reshape(eq.shape), eq, dtype, f"{backend.name}: write_kv_rotary's q")
+        assert_close(out[1].reshape(ek.shape), ek, dtype, f"{backend.name}: write_kv_rotary's k")
+        unfused = cache.clone()
+        impl.write_kv(out[1].reshape(num_tokens, NUM_KV_HEADS, HEAD_SIZE), v.reshape(num_tokens, NUM_KV_HEADS,
+                      HEAD_SIZE), unfused, slots)
+        plinth_platform.device.synchronize()
+        assert torch.equal(fused, unfused), (
+            f"{backend.name}: the cache after write_kv_rotary differs from write_kv of the key it returned")
+    if not fused_any:
+        pytest.skip("no backend here rotates k as it writes the cache (write_kv_rotary declines)")
