@@ -50,6 +50,7 @@
 #   bash benchmarks/gpu_suite.sh round16e # T3 at 256 requests a step and at the platform's default, alternating twice
 #   bash benchmarks/gpu_suite.sh round17a # decode rows and prompt tokens on two streams (bench_overlap.py); T2 at a
 #                                         # 768-token step budget vs the default
+#   bash benchmarks/gpu_suite.sh round17b # rotary + KV write in one launch: kernel/engine/kit tests; T3 twice, L1, off/on
 #   bash benchmarks/gpu_suite.sh round16f # vLLM's capture ladder vs the previous one (PLINTH_CAPTURE_LADDER=old): T2, T1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -156,6 +157,28 @@ if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense pr
         stamp "T3 PLINTH_TRITON_GATED_SILU=$run"
         PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
+    done
+    stamp "done"
+fi
+if [[ $STAGE == round17b ]]; then  # rotary + KV write in one launch: tests, then T3 and L1 with it off and on
+    SECONDS=0; SUITE_BUDGET=585
+    stamp "rotary_write_kv kernel, engine and conformance tests"
+    timeout "$(left 220)" python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_engine_gpu.py \
+        -q -n 8 -p no:cacheprovider --plinth-platform=cuda --tb=short -k "rotary_write_kv or elementwise or write_kv or not kernels_gpu" \
+        2>&1 | tail -6
+    timeout "$(left 60)" python3 -m pytest --pyargs plinth.testing.conformance -q -p no:cacheprovider \
+        --plinth-platform=cuda -k "kv_write or rotary" 2>&1 | tail -3
+    for round in 1 2; do
+        for run in 0 1; do
+            stamp "T3 PLINTH_TRITON_ROTARY_WRITE=$run, round $round"
+            PLINTH_TRITON_ROTARY_WRITE=$run BENCH_TIMEOUT=$(left 70) bench "t3_rw${run}_$round" throughput --workload T3
+            grep -h '"output_tok_s"' "$OUT/plinth_t3_rw${run}_$round.json"
+        done
+    done
+    for run in 0 1; do
+        stamp "L1 PLINTH_TRITON_ROTARY_WRITE=$run"
+        PLINTH_TRITON_ROTARY_WRITE=$run BENCH_TIMEOUT=$(left 70) bench "l1_rw$run" latency --workload L1
+        grep -h '"decode_tok_s"\|"tpot_ms"' "$OUT/plinth_l1_rw$run.json"
     done
     stamp "done"
 fi
