@@ -51,6 +51,7 @@
 #   bash benchmarks/gpu_suite.sh round17a # decode rows and prompt tokens on two streams (bench_overlap.py); T2 at a
 #                                         # 768-token step budget vs the default
 #   bash benchmarks/gpu_suite.sh round17b # rotary + KV write in one launch: kernel/engine/kit tests; T3 twice, L1, off/on
+#   bash benchmarks/gpu_suite.sh round17c # rotary + KV write: kernel tests, one launch vs two (graph-timed), T3 off/on x3
 #   bash benchmarks/gpu_suite.sh round16f # vLLM's capture ladder vs the previous one (PLINTH_CAPTURE_LADDER=old): T2, T1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -157,6 +158,22 @@ if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense pr
         stamp "T3 PLINTH_TRITON_GATED_SILU=$run"
         PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
+    done
+    stamp "done"
+fi
+if [[ $STAGE == round17c ]]; then  # rotary + KV write: kernel tests, one launch vs two (graph-timed), T3 off/on x3
+    SECONDS=0; SUITE_BUDGET=585
+    stamp "rotary_write_kv kernel tests"
+    timeout "$(left 120)" python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py -q -n 8 -p no:cacheprovider \
+        --plinth-platform=cuda --tb=line -k "rotary_write_kv" 2>&1 | tail -12
+    stamp "one launch vs two"
+    timeout "$(left 120)" python3 benchmarks/bench_rotary_write.py --json "$OUT/rotary_write.json" 2>&1 | tail -6
+    for round in 1 2 3; do
+        for run in 1 0; do
+            stamp "T3 PLINTH_TRITON_ROTARY_WRITE=$run, round $round"
+            PLINTH_TRITON_ROTARY_WRITE=$run BENCH_TIMEOUT=$(left 70) bench "t3_rw${run}_$round" throughput --workload T3
+            grep -h '"output_tok_s"' "$OUT/plinth_t3_rw${run}_$round.json"
+        done
     done
     stamp "done"
 fi
