@@ -52,6 +52,7 @@
 #                                         # 768-token step budget vs the default
 #   bash benchmarks/gpu_suite.sh round17b # rotary + KV write in one launch: kernel/engine/kit tests; T3 twice, L1, off/on
 #   bash benchmarks/gpu_suite.sh round17c # rotary + KV write: kernel tests, one launch vs two (graph-timed), T3 off/on x3
+#   bash benchmarks/gpu_suite.sh round17d # rotary + KV write: kernel tests; a T3 device timeline with it on
 #   bash benchmarks/gpu_suite.sh round16f # vLLM's capture ladder vs the previous one (PLINTH_CAPTURE_LADDER=old): T2, T1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -159,6 +160,16 @@ if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense pr
         PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
     done
+    stamp "done"
+fi
+if [[ $STAGE == round17d ]]; then  # rotary + KV write: kernel tests; T3 device timeline with it on
+    SECONDS=0; SUITE_BUDGET=400
+    stamp "rotary_write_kv kernel tests"
+    timeout "$(left 120)" python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py -q -n 8 -p no:cacheprovider \
+        --plinth-platform=cuda --tb=line -k "rotary_write_kv" 2>&1 | tail -4
+    stamp "T3 timeline, rotary + KV write in one launch"
+    timeout "$(left 200)" python3 benchmarks/profile_step_timeline.py --workload T3 --device cuda \
+        --json "$OUT/t3_timeline.json" >"$OUT/t3_timeline.log" 2>&1 || tail -5 "$OUT/t3_timeline.log"
     stamp "done"
 fi
 if [[ $STAGE == round17c ]]; then  # rotary + KV write: kernel tests, one launch vs two (graph-timed), T3 off/on x3

@@ -270,8 +270,9 @@ def check_rotary_write_kv(dtype, device, seed=0, kv_dtype=None, tokens=(1, 9), e
             qkv = (torch.randn(n, 10 * head, generator=gen) * spread).to(dtype).to(device)  # 4 q, 3 k, 3 v heads
             q, k, v = qkv[:, : 4 * head], qkv[:, 4 * head: 7 * head], qkv[:, 7 * head:]
             weights = ((torch.randn(head, generator=gen) * 0.1 + 1).to(dtype).to(device),) * 2 if norm else (None,) * 2
-            cache = torch.randn(2, 4, bs, 3, head, generator=gen).to(kv_dtype or dtype).to(device)
-            slots = torch.randperm(4 * bs, generator=gen)[:n]
+            blocks = n // bs + 2
+            cache = torch.randn(2, blocks, bs, 3, head, generator=gen).to(kv_dtype or dtype).to(device)
+            slots = torch.randperm(blocks * bs, generator=gen)[:n]
             if n > 1:
                 slots[n // 2] = -1  # a padding token
             slots = slots.to(device)
