@@ -53,6 +53,7 @@
 #   bash benchmarks/gpu_suite.sh round17b # rotary + KV write in one launch: kernel/engine/kit tests; T3 twice, L1, off/on
 #   bash benchmarks/gpu_suite.sh round17c # rotary + KV write: kernel tests, one launch vs two (graph-timed), T3 off/on x3
 #   bash benchmarks/gpu_suite.sh round17d # rotary + KV write: kernel tests; a T3 device timeline with it on
+#   bash benchmarks/gpu_suite.sh round17e # rotary + KV write: T3 device timelines off and on, one machine
 #   bash benchmarks/gpu_suite.sh round16f # vLLM's capture ladder vs the previous one (PLINTH_CAPTURE_LADDER=old): T2, T1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -159,6 +160,16 @@ if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense pr
         stamp "T3 PLINTH_TRITON_GATED_SILU=$run"
         PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
+    done
+    stamp "done"
+fi
+if [[ $STAGE == round17e ]]; then  # rotary + KV write: T3 device timelines with it off and on, one machine
+    SECONDS=0; SUITE_BUDGET=400
+    for run in 0 1; do
+        stamp "T3 timeline PLINTH_TRITON_ROTARY_WRITE=$run"
+        PLINTH_TRITON_ROTARY_WRITE=$run timeout "$(left 170)" python3 benchmarks/profile_step_timeline.py --workload T3 \
+            --device cuda --json "$OUT/t3_timeline_rw$run.json" >"$OUT/t3_timeline_rw$run.log" 2>&1 \
+            || tail -5 "$OUT/t3_timeline_rw$run.log"
     done
     stamp "done"
 fi
