@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from plinth_serve.serve_cmd import KV_CACHE_DTYPE_HELP, QUANTIZATION_HELP
+from plinth_serve.serve_cmd import CUDA_GRAPH_SIZES_HELP, KV_CACHE_DTYPE_HELP, QUANTIZATION_HELP, graph_sizes
 
 bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
 
@@ -57,17 +57,10 @@ def _offline_options(device, num_requests, enforce_eager, max_num_seqs, max_num_
               **({"enable_prefix_caching": True} if enable_prefix_caching else {}),
               **({"kv_cache_dtype": kv_cache_dtype} if kv_cache_dtype != "auto" else {}),
               **({"quantization": quantization} if quantization else {}),
-              **({"cuda_graph_sizes": _sizes(cuda_graph_sizes)} if cuda_graph_sizes else {})}
+              **({"cuda_graph_sizes": graph_sizes(cuda_graph_sizes)} if cuda_graph_sizes else {})}
     return BenchOptions(device=device, num_requests=num_requests, enforce_eager=enforce_eager,
                         max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                         gpu_memory_utilization=gpu_memory_utilization, engine_options=engine)
-
-
-def _sizes(text: str) -> list[int]:
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise typer.BadParameter("give batch sizes separated by commas, e.g. 1,2,4,8", param_hint="--cuda-graph-sizes") from None
 
 
 def _emit(result: dict, result_json: str | None) -> None:
@@ -95,8 +88,7 @@ def bench_throughput(
     block_size: int | None = typer.Option(None, min=1, help="Tokens per KV-cache block (default: the platform's)."),
     kv_cache_dtype: str = typer.Option("auto", help=KV_CACHE_DTYPE_HELP),
     quantization: str | None = typer.Option(None, help=QUANTIZATION_HELP),
-    cuda_graph_sizes: str | None = typer.Option(None, help="Decode batch sizes to capture as device graphs, "
-                                                "comma-separated (default: the platform's ladder)."),
+    cuda_graph_sizes: str | None = typer.Option(None, help=CUDA_GRAPH_SIZES_HELP),
     enable_prefix_caching: bool = typer.Option(False, "--enable-prefix-caching/--no-enable-prefix-caching",
                                                help="Off by default, as benchmarks/RESULTS.md's figures ran "
                                                "(`vllm bench throughput` runs with it on)."),

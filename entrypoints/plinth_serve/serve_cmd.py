@@ -12,8 +12,21 @@ QUANTIZATION_HELP = ("Linear method the platform offers: fp8 on cuda sm_89+ (e4m
 KV_CACHE_DTYPE_HELP = ("KV-cache storage: auto (the model dtype), bfloat16, float16, float32, or fp8 (= fp8_e4m3) / "
                        "fp8_e5m2 where the platform offers it (cuda on sm_89+): half the memory of a 16-bit cache, "
                        "values saturated, scale 1.0.")
+CUDA_GRAPH_SIZES_HELP = ("Decode batch sizes to capture as device graphs, comma-separated, e.g. 1,2,4,8,16 "
+                         "(vLLM's name; default: the platform's ladder).")
 _SERVER = "Server"
 _LIMITS = "Limits and shutdown"
+
+
+def graph_sizes(text: str | None) -> list[int] | None:
+    """``--cuda-graph-sizes`` as a list of batch sizes (None when not given)."""
+    if not text:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter("give batch sizes separated by commas, e.g. 1,2,4,8",
+                                 param_hint="--cuda-graph-sizes") from None
 
 
 def serve(
@@ -43,6 +56,11 @@ def serve(
                                   "KV growth leaves room (fewer preemptions); greedy: whenever its prompt fits "
                                   "(vLLM's).", rich_help_panel=_ENGINE),
     kv_cache_dtype: str = typer.Option("auto", help=KV_CACHE_DTYPE_HELP, rich_help_panel=_ENGINE),
+    block_size: int | None = typer.Option(None, min=1, help="Tokens per KV-cache block (default: the platform's).",
+                                          rich_help_panel=_ENGINE),
+    enforce_eager: bool = typer.Option(False, help="Never capture device graphs (slower decode; for debugging).",
+                                       rich_help_panel=_ENGINE),
+    cuda_graph_sizes: str | None = typer.Option(None, help=CUDA_GRAPH_SIZES_HELP, rich_help_panel=_ENGINE),
     load_format: str = typer.Option("auto", help="auto, safetensors, gguf or dummy.", rich_help_panel=_ENGINE),
     seed: int = typer.Option(0, help="Engine seed.", rich_help_panel=_ENGINE),
     quantization: str | None = typer.Option(None, help=QUANTIZATION_HELP, rich_help_panel=_ENGINE),
@@ -88,7 +106,8 @@ def serve(
         gpu_memory_utilization=gpu_memory_utilization, max_num_seqs=max_num_seqs,
         max_num_batched_tokens=max_num_batched_tokens, enable_prefix_caching=enable_prefix_caching,
         admission=admission, load_format=load_format, seed=seed, quantization=quantization,
-        kv_cache_dtype=kv_cache_dtype, chat_template=chat_template,
+        kv_cache_dtype=kv_cache_dtype, block_size=block_size, enforce_eager=enforce_eager,
+        cuda_graph_sizes=tuple(graph_sizes(cuda_graph_sizes) or ()), chat_template=chat_template,
         allowed_origins=tuple(allowed_origins or ()), shutdown_timeout=shutdown_timeout,
         exit_on_engine_death=exit_on_engine_death, log_level=log_level,
         limits=Limits(max_queued_requests=max_queued_requests, max_queued_prompt_tokens=max_queued_prompt_tokens))

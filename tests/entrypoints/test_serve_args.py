@@ -42,6 +42,24 @@ def test_serve_passes_admission(served):
     assert ServerArgs().engine_args().admission == "forecast"
 
 
+def test_serve_passes_graph_and_cache_layout_options(served):
+    """vLLM's --enforce-eager, --cuda-graph-sizes and --block-size reach the engine; unset, the platform decides."""
+    args = served("--enforce-eager", "--cuda-graph-sizes", "1,2,4,8", "--block-size", "32").engine_args()
+    assert args.enforce_eager and args.cuda_graph_sizes == [1, 2, 4, 8] and args.block_size == 32
+    config = args.engine_config(2048)
+    assert config.graph.mode == "eager" and config.graph.capture_sizes == (8, 4, 2, 1)
+    assert config.cache.block_size == 32
+    default = served().engine_args()
+    assert not default.enforce_eager and default.cuda_graph_sizes is None
+    assert default.block_size == ServerArgs().engine_args().block_size
+    assert default.engine_config(2048).graph.capture_sizes == ()  # the platform's ladder
+
+
+def test_serve_refuses_unreadable_graph_sizes():
+    result = CliRunner().invoke(app, ["serve", "--cuda-graph-sizes", "1,two", "--port", "0"])
+    assert result.exit_code != 0 and "comma" in result.output
+
+
 def test_bench_rejects_an_unknown_admission():
     result = CliRunner().invoke(app, ["bench", "throughput", "--admission", "lifo"])
     assert result.exit_code != 0 and "forecast" in result.output

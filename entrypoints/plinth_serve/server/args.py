@@ -30,6 +30,9 @@ class ServerArgs:
     seed: int = 0
     quantization: str | None = None  # a linear method the platform offers, e.g. "int8_weight_only"
     kv_cache_dtype: str = "auto"  # "auto" (the model dtype), a float dtype, or "fp8" where the platform offers it
+    block_size: int | None = None  # tokens per KV-cache block; None = the platform's
+    enforce_eager: bool = False  # never capture device graphs
+    cuda_graph_sizes: tuple[int, ...] = ()  # decode batch sizes to capture; empty = the platform's ladder
     chat_template: str | None = None  # a Jinja template, or a file holding one
     allowed_origins: tuple[str, ...] = ()  # CORS; empty = CORS off
     limits: Limits = field(default_factory=Limits)
@@ -44,7 +47,9 @@ class ServerArgs:
                           max_num_seqs=self.max_num_seqs, max_num_batched_tokens=self.max_num_batched_tokens,
                           enable_prefix_caching=self.enable_prefix_caching, admission=self.admission,
                           gpu_memory_utilization=self.gpu_memory_utilization, quantization=self.quantization,
-                          kv_cache_dtype=self.kv_cache_dtype)
+                          kv_cache_dtype=self.kv_cache_dtype, enforce_eager=self.enforce_eager,
+                          cuda_graph_sizes=list(self.cuda_graph_sizes) or None,
+                          **({"block_size": self.block_size} if self.block_size else {}))
 
     def default_served_name(self) -> str:
         if self.served_model_names:
