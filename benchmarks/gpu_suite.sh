@@ -54,6 +54,7 @@
 #   bash benchmarks/gpu_suite.sh round17c # rotary + KV write: kernel tests, one launch vs two (graph-timed), T3 off/on x3
 #   bash benchmarks/gpu_suite.sh round17d # rotary + KV write: kernel tests; a T3 device timeline with it on
 #   bash benchmarks/gpu_suite.sh round17e # rotary + KV write: T3 device timelines off and on, one machine
+#   bash benchmarks/gpu_suite.sh round17f # the final tree: kernel checks, the whole conformance kit on cuda, T1 twice
 #   bash benchmarks/gpu_suite.sh round16f # vLLM's capture ladder vs the previous one (PLINTH_CAPTURE_LADDER=old): T2, T1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -75,10 +76,11 @@ bench() {  # bench NAME COMMAND...: run a plinth bench sub-command with a time l
 
 stamp() { echo "[$(date +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$OUT/stages.txt"; }
 kernel_checks() {  # one bf16 case of every kernel (GQA 4, head 128) and the sampler; the whole matrix: verify1/verify2
-    timeout "$(left 150)" python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_sampling_gpu.py \
+    timeout "$(left 170)" python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_sampling_gpu.py \
         -q -n 8 -p no:cacheprovider --durations=4 --plinth-platform=cuda \
-        -k "(bfloat16 and bs16-g4 and not fp8) or (dtype0 and (split or wide or window or elementwise or gemv or write_kv or fp8_linear)) \
-            or sampling_gpu or (fp8 and bs16-g4-d128-bfloat16) or fp8_kv_decode" 2>&1 | tail -8 | tee "$OUT/kernels.txt"
+        -k "(bfloat16 and bs16-g4 and not fp8) or (dtype0 and (split or wide or window or elementwise or gemv or fp8_linear \
+            or (write_kv and not rotary))) or (rotary_write_kv and dtype0 and same) or sampling_gpu \
+            or (fp8 and bs16-g4-d128-bfloat16) or fp8_kv_decode" 2>&1 | tail -8 | tee "$OUT/kernels.txt"
 }
 s1_run() {  # S1 over HTTP at ${S1_RATES:-4 8 16 inf} req/s, then offline on the at-once prompts (one server)
     stamp "S1 at ${S1_RATES:-4 8 16 inf} req/s, then offline"
@@ -160,6 +162,18 @@ if [[ $STAGE == round15b ]]; then  # the LM head at decode batches; the dense pr
         stamp "T3 PLINTH_TRITON_GATED_SILU=$run"
         PLINTH_TRITON_GATED_SILU=$run BENCH_TIMEOUT=$(left 70) bench "t3_gated$run" throughput --workload T3
         grep -h '"output_tok_s"\|"elapsed_s"' "$OUT/plinth_t3_gated$run.json"
+    done
+    stamp "done"
+fi
+if [[ $STAGE == round17f ]]; then  # the final tree: kernel checks, the whole conformance kit on cuda, T1 twice
+    SECONDS=0; SUITE_BUDGET=480
+    stamp "kernel checks"; kernel_checks
+    stamp "conformance kit"
+    timeout "$(left 120)" python3 -m pytest --pyargs plinth.testing.conformance -q -n 8 -p no:cacheprovider \
+        --plinth-platform=cuda 2>&1 | tail -3
+    for round in 1 2; do
+        run_if_time 70 "plinth T1, round $round" bench "t1_$round" throughput --workload T1
+        grep -h '"output_tok_s"' "$OUT/plinth_t1_$round.json"
     done
     stamp "done"
 fi
