@@ -12,7 +12,9 @@ out tok/s against the measured 3,815 and 7,252; it then put forecast admission a
   the larger of their weight stream and their compute (measured decode GEMMs at M = 64-256, 19.3 us a
   row at the prefill rate), which is what decides whether prompt tokens riding along with decode
   rows pay; ``--pace N`` admits at most N prompt tokens a step (CUDA round 13: +1 % on T1, +3 % on T2
-  in this model, which reads T1/T2 2-4 % above the measured figures).
+  in this model, which reads T1/T2 2-4 % above the measured figures). Do not trust it there: CUDA round 17
+  measured T2 with a 768-token step budget (modelled +2.7 %) at -1.4 %, because a mixed step's GEMMs cost the
+  decode rows' plus the prompt tokens' (``bench_overlap.py``), not the prompt tokens at the large-prefill rate.
 - ``serve``: chat-like Poisson arrivals with outputs ended by EOS (exponential lengths, capped by
   ``max_tokens``), under KV pressure: modelled out tok/s, TTFT p50/p99, preemptions.
 
