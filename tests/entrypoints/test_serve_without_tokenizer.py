@@ -11,7 +11,7 @@ import httpx
 import pytest
 import torch
 import transformers
-from server_process import ServerProcess, free_port
+from server_process import free_port
 
 from tests.e2e.greedy_oracle import assert_same_greedy, hf_greedy
 

@@ -25,7 +25,6 @@ from plinth.platform import (
 )
 from plinth_cpu.kernels import DTYPE_CODES, SUPPORTED, CsrcOps
 
-
 #: ISA paths whose prefill kernel beat SDPA in benchmarks/bench_cpu_kernels.py (RESULTS.md, issue 8):
 #: avx512 2.3-2.7x; avx2 0.6-1.0x and portable 0.3-0.5x of the avx512 SDPA, so those keep SDPA
 PREFILL_KERNEL_ISAS = ("avx512",)

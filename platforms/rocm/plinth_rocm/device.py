@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from plinth_triton.cuda_namespace_device import CudaNamespaceDeviceOps
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from tests.core.engine.engine_harness import drive, make_engine
 
 from plinth.config import ConfigError
 from plinth.sampling_params import SamplingParams
+from tests.core.engine.engine_harness import drive, make_engine
 
 
 def scripted(tokens):

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tests.core.engine.engine_harness import Result, make_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plinth.sampling_params import SamplingParams
 from plinth.sched.request import Request, RequestStatus
 from plinth.testing.fake_runner import default_token_fn
+from tests.core.engine.engine_harness import Result, make_engine
 
 VOCAB = 8  # small, so EOS and stop token ids really occur
 EOS = 0
