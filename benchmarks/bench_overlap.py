@@ -25,7 +25,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from bench_attention_configs import launch, make_batch
+from bench_attention_configs import launch, make_batch, time_ms
 from graph_timing import save_json
 from plinth_triton.attention_plan import decode_launch
 
@@ -81,21 +81,6 @@ def capture(fn, stream=None) -> torch.cuda.CUDAGraph:
     return graph
 
 
-def timed(run, reps: int = 9) -> float:
-    run()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        run()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    times.sort()
-    return times[len(times) // 2]
-
-
 def concurrently(first: torch.cuda.CUDAGraph, second: torch.cuda.CUDAGraph, s1, s2):
     def run():
         main = torch.cuda.current_stream()
@@ -134,11 +119,11 @@ def green_split(chains: dict, decode_sms: int, tokens: list[int]) -> dict:
     _KEEP.extend(contexts)  # a context destroyed under its stream's graphs fails their replays
     sd, sp = (c.Stream() for c in contexts)
     decode = capture(chains["decode"], sd)
-    row = {"decode_ms": round(timed(on(sd, decode)), 3)}
+    row = {"decode_ms": round(time_ms(on(sd, decode)), 3)}
     for n in tokens:
         prompt = capture(chains[n], sp)
-        row[n] = {"prompt_ms": round(timed(on(sp, prompt)), 3),
-                  "overlap_ms": round(timed(concurrently(decode, prompt, sd, sp)), 3)}
+        row[n] = {"prompt_ms": round(time_ms(on(sp, prompt)), 3),
+                  "overlap_ms": round(time_ms(concurrently(decode, prompt, sd, sp)), 3)}
     return row
 
 
@@ -183,8 +168,8 @@ def main() -> None:
     attn_only = capture(lambda: [op() for op in attention])
     hi, lo = torch.cuda.Stream(priority=-1), torch.cuda.Stream(priority=0)
     eq1, eq2 = torch.cuda.Stream(), torch.cuda.Stream()
-    t_decode = timed(decode.replay)
-    t_attn = timed(attn_only.replay)
+    t_decode = time_ms(decode.replay)
+    t_attn = time_ms(attn_only.replay)
     result = {"layers": args.layers, "decode_rows": args.decode_rows, "ctx": args.ctx, "device": torch.cuda.get_device_name(),
               "decode_ms": round(t_decode, 3), "decode_attention_ms": round(t_attn, 3),
               "attention_TB_s": round(kv_bytes / t_attn / 1e9, 3), "by_prompt_tokens": {}}
@@ -194,12 +179,12 @@ def main() -> None:
         xm = torch.randn(args.decode_rows + tokens, HIDDEN, dtype=torch.bfloat16, device="cuda")
         prompt = capture(chain(layers, xp))
         mixed = capture(chain(layers, xm, attention, args.decode_rows))
-        t_prompt = progress(tokens, "prompt", timed(prompt.replay))
-        t_mixed = progress(tokens, "mixed", timed(mixed.replay))
-        t_serial = progress(tokens, "serial", timed(lambda p=prompt: (decode.replay(), p.replay())))
-        t_hi = progress(tokens, "overlap, decode high", timed(concurrently(decode, prompt, hi, lo)))
-        t_hi_prompt = progress(tokens, "overlap, prompt high", timed(concurrently(prompt, decode, hi, lo)))
-        t_eq = progress(tokens, "overlap, equal", timed(concurrently(decode, prompt, eq1, eq2)))
+        t_prompt = progress(tokens, "prompt", time_ms(prompt.replay))
+        t_mixed = progress(tokens, "mixed", time_ms(mixed.replay))
+        t_serial = progress(tokens, "serial", time_ms(lambda p=prompt: (decode.replay(), p.replay())))
+        t_hi = progress(tokens, "overlap, decode high", time_ms(concurrently(decode, prompt, hi, lo)))
+        t_hi_prompt = progress(tokens, "overlap, prompt high", time_ms(concurrently(prompt, decode, hi, lo)))
+        t_eq = progress(tokens, "overlap, equal", time_ms(concurrently(decode, prompt, eq1, eq2)))
         row = {"prompt_ms": round(t_prompt, 3), "mixed_ms": round(t_mixed, 3), "serial_ms": round(t_serial, 3),
                "overlap_decode_high_ms": round(t_hi, 3), "overlap_prompt_high_ms": round(t_hi_prompt, 3),
                "overlap_equal_ms": round(t_eq, 3),

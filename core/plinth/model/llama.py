@@ -108,7 +108,7 @@ class LlamaAttention(Layer):
     def attend(self, positions: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """Attention up to the output projection (its input)."""
         q, k, v = self.qkv_proj.split(self.qkv_proj(hidden))
-        spec = self.rotary_spec()
+        spec = self.rotary_spec() if self.attn.fuses_rotary else None
         rotated = None if spec is None else self.attn.rotate_and_write(positions, q, k, v, spec)
         if rotated is not None:
             return self.attn(*rotated, v, kv_written=True)

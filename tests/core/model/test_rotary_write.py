@@ -107,3 +107,12 @@ def test_the_default_declines():
 
     t = torch.zeros(2, 4)
     assert Plain().write_kv_rotary(torch.zeros(2, dtype=torch.long), t, t, t, t, torch.zeros(2), None) is None
+
+
+def test_a_backend_without_the_hook_is_never_asked(tiny_checkpoint):
+    """Layers skip describing their rotary where the backend's impl keeps the default ``write_kv_rotary``."""
+    folder, _ = tiny_checkpoint("llama", name="llama-rotary-write", tie_word_embeddings=True)
+    plain, _ = _run(folder, ReferenceAttentionBackend())
+    assert not any(layer.self_attn.attn.fuses_rotary for layer in plain.model.layers)
+    fusing, _ = _run(folder, CountingBackend(fuse=False))
+    assert all(layer.self_attn.attn.fuses_rotary for layer in fusing.model.layers)

@@ -7,7 +7,7 @@ import torch
 from plinth.model.build_context import BuildContext
 from plinth.model.forward_context import get_forward_context
 from plinth.model.layers.layer import Layer
-from plinth.platform.attention import AttentionLayerSpec, RotarySpec
+from plinth.platform.attention import AttentionImpl, AttentionLayerSpec, RotarySpec
 
 
 class Attention(Layer):
@@ -30,6 +30,8 @@ class Attention(Layer):
         self.sliding_window = sliding_window
         spec = AttentionLayerSpec(num_heads, num_kv_heads, head_size, scale, sliding_window, logits_soft_cap)
         self.impl = ctx.attention_backend.make_impl(spec)
+        # whether ``rotate_and_write`` can do anything: the backend's impl overrides ``write_kv_rotary``
+        self.fuses_rotary = type(self.impl).write_kv_rotary is not AttentionImpl.write_kv_rotary
 
     def rotate_and_write(
         self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rotary: RotarySpec
