@@ -23,10 +23,13 @@ def graph_sizes(text: str | None) -> list[int] | None:
     if not text:
         return None
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise typer.BadParameter("give batch sizes separated by commas, e.g. 1,2,4,8",
-                                 param_hint="--cuda-graph-sizes") from None
+        sizes = [0]
+    if any(s < 1 for s in sizes):
+        raise typer.BadParameter("give positive batch sizes separated by commas, e.g. 1,2,4,8",
+                                 param_hint="--cuda-graph-sizes")
+    return sizes
 
 
 def serve(

@@ -99,8 +99,12 @@ class LlamaAttention(Layer):
         changed ``position_qk`` without describing it here too."""
         if type(self).position_qk is not LlamaAttention.position_qk:
             return None
+        return self.describe_rotary()
+
+    def describe_rotary(self, **qk_norm) -> RotarySpec:
+        """``rotary_emb`` as a ``RotarySpec``; ``qk_norm``: the norm weights and eps applied before it."""
         rotary = self.rotary_emb
-        return RotarySpec(rotary.head_size, rotary.cos_sin_cache, rotary.is_neox_style)
+        return RotarySpec(rotary.head_size, rotary.cos_sin_cache, rotary.is_neox_style, **qk_norm)
 
     def forward(self, positions: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         return self.o_proj(self.attend(positions, hidden))

@@ -30,9 +30,8 @@ class Qwen3Attention(LlamaAttention):
     def rotary_spec(self) -> RotarySpec | None:
         if type(self).position_qk is not Qwen3Attention.position_qk:
             return None
-        rotary = self.rotary_emb
-        return RotarySpec(rotary.head_size, rotary.cos_sin_cache, rotary.is_neox_style, self.q_norm.weight,
-                          self.k_norm.weight, self.q_norm.eps)
+        return self.describe_rotary(q_norm_weight=self.q_norm.weight, k_norm_weight=self.k_norm.weight,
+                                    eps=self.q_norm.eps)
 
     def position_qk(
         self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor
