@@ -46,7 +46,7 @@ class LLM:
                              "pass one SamplingParams or one per prompt")
         order = []
         try:
-            for prompt, p in zip(prompts, params_list):
+            for prompt, p in zip(prompts, params_list, strict=True):
                 request_id = f"llm-{next(self._ids)}"
                 text_or_ids = prompt.get("prompt", prompt.get("prompt_token_ids")) if isinstance(prompt, dict) \
                     else prompt

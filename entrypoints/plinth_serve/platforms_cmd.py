@@ -33,7 +33,7 @@ def render_platform_table(statuses: list[PlatformStatus] | None = None) -> str:
             format_api(d.api) if d else "-", s.source, s.probe.reason, _capabilities(s),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1] for r in rows]
     try:
         default = f"default: {choose_platform(statuses).name}"
     except Exception as exc:

@@ -26,7 +26,7 @@ def hf_greedy(model, prompt: list[int], max_tokens: int) -> tuple[list[int], lis
 
 def assert_same_greedy(ours: list[int], ref: list[int], ref_logits: list[torch.Tensor], tie: float = 1e-3):
     """Equal tokens; a divergence is excused only at a near-tie in the reference's logits."""
-    for i, (a, b) in enumerate(zip(ours, ref)):
+    for i, (a, b) in enumerate(zip(ours, ref, strict=False)):
         if a == b:
             continue
         top2 = torch.topk(ref_logits[i], 2).values

@@ -27,7 +27,7 @@ def _check(llm: LLM, model_path, prompts, **params):
     hf = transformers.AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
     sp = SamplingParams(temperature=0, max_tokens=STEPS, ignore_eos=True, **params)
     outs = llm.generate(prompts, sp)
-    for prompt, out in zip(prompts, outs):
+    for prompt, out in zip(prompts, outs, strict=True):
         ref, ref_logits = hf_greedy(hf, prompt, STEPS)
         assert_same_greedy(out.outputs[0].token_ids, ref, ref_logits)
     return outs, hf
@@ -66,7 +66,7 @@ def test_logprobs_equal_hf_log_softmax(tiny_llama):
     llm = _llm(tiny_llama)
     prompts = _prompts(2, seed=4)
     outs, hf = _check(llm, tiny_llama, prompts, logprobs=3)
-    for prompt, out in zip(prompts, outs):
+    for prompt, out in zip(prompts, outs, strict=True):
         _, ref_logits = hf_greedy(hf, prompt, STEPS)
         for step, entry in enumerate(out.outputs[0].logprobs[:8]):
             ref = torch.log_softmax(ref_logits[step], -1)
@@ -83,7 +83,7 @@ def test_prompt_logprobs_equal_hf_across_chunks(tiny_llama):
     hf = transformers.AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
     llm.generate(prompts[:1], SamplingParams(temperature=0, max_tokens=2))  # warms the prefix cache
     outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=2, prompt_logprobs=2))
-    for prompt, out in zip(prompts, outs):
+    for prompt, out in zip(prompts, outs, strict=True):
         with torch.inference_mode():
             ref = torch.log_softmax(hf(torch.tensor([prompt])).logits[0].float(), -1)
         assert out.prompt_logprobs[0] is None and len(out.prompt_logprobs) == len(prompt)

@@ -42,7 +42,7 @@ def test_batch_of_varied_prompts_equals_transformers(llm, hf_model):
              "Water boils at", "In 1492, Columbus"]
     prompts = [tokenizer(t).input_ids for t in texts]
     outs = llm.generate(prompts, SamplingParams(temperature=0, max_tokens=24, ignore_eos=True))
-    for prompt, out in zip(prompts, outs):
+    for prompt, out in zip(prompts, outs, strict=True):
         ref, ref_logits = hf_greedy(hf_model, prompt, 24)
         assert_same_greedy(out.outputs[0].token_ids, ref, ref_logits)
 

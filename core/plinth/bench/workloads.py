@@ -74,7 +74,7 @@ def nano_vllm(num: int = 256, max_input: int = 1024, max_output: int = 1024, see
     random.seed(seed)
     prompts = [[random.randint(0, 10000) for _ in range(random.randint(100, max_input))] for _ in range(num)]
     outputs = [random.randint(100, max_output) for _ in range(num)]
-    return [Request(p, o) for p, o in zip(prompts, outputs)]
+    return [Request(p, o) for p, o in zip(prompts, outputs, strict=True)]
 
 
 def build_workload(name: str, num_requests: int | None = None) -> Workload:

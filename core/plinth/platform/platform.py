@@ -73,7 +73,7 @@ class Platform(ABC):
             raise RuntimeError(f"platform '{self.name}' declares no distributed backend; use world size 1")
         return TorchDistributedCommunicator(group)
 
-    def setup_process(self) -> None:
+    def setup_process(self) -> None:  # noqa: B027 - an optional hook: doing nothing is the default
         """Idempotent per-process set-up (env, threads, logging) (O: nothing)."""
 
     def inference_mode(self) -> Any:

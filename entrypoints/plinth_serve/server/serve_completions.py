@@ -63,7 +63,7 @@ def _choice(state: ServerState, c: S.Choice, req: CompletionRequest, echo: str, 
     if req.prompt_logprobs is not None and c.prompt_logprobs is not None:
         choice["prompt_logprobs"] = [None if r is None else {
             str(t): {"logprob": lp, "rank": rank, "decoded_token": txt}
-            for t, lp, rank, txt in zip(r.token_ids, r.logprobs, r.ranks, r.texts)} for r in c.prompt_logprobs]
+            for t, lp, rank, txt in zip(r.token_ids, r.logprobs, r.ranks, r.texts, strict=True)} for r in c.prompt_logprobs]
     if req.return_token_ids:
         choice["prompt_token_ids"], choice["token_ids"] = prompt_ids, c.token_ids
     return choice

@@ -101,7 +101,7 @@ def test_paged_attention_matches_sdpa_on_mixed_batch():
     query = torch.randn(sum(query_lens), heads, head_size)
     out = reference.paged_attention(query, cache, md, scale=0.25)
     start = 0
-    for (k, v), s, ql in zip(dense, seq_lens, query_lens):
+    for (k, v), s, ql in zip(dense, seq_lens, query_lens, strict=True):
         q = query[start:start + ql].transpose(0, 1)[None]
         mask = torch.arange(s)[None, :] <= torch.arange(s - ql, s)[:, None]
         expected = F.scaled_dot_product_attention(q, k.transpose(0, 1)[None], v.transpose(0, 1)[None],

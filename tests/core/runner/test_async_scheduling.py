@@ -15,7 +15,7 @@ from tests.e2e.conftest import save_tiny_model
 
 
 def _drive(engine: Engine, prompts, params) -> dict[str, list[int]]:
-    for i, (prompt, p) in enumerate(zip(prompts, params)):
+    for i, (prompt, p) in enumerate(zip(prompts, params, strict=True)):
         engine.add_request(str(i), prompt, p, eos_token_id=7)
     tokens: dict[str, list[int]] = {}
     finished = set()
