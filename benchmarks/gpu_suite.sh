@@ -55,6 +55,8 @@
 #   bash benchmarks/gpu_suite.sh round17d # rotary + KV write: kernel tests; a T3 device timeline with it on
 #   bash benchmarks/gpu_suite.sh round17e # rotary + KV write: T3 device timelines off and on, one machine
 #   bash benchmarks/gpu_suite.sh round17f # the final tree: kernel checks, the whole conformance kit on cuda, T1 twice
+#   bash benchmarks/gpu_suite.sh round18a # host stalls: host_jitter.py on the idle machine and beside a T3 run; two T3
+#                                         # device timelines with the host loop's phases around the largest gaps
 #   bash benchmarks/gpu_suite.sh round16f # vLLM's capture ladder vs the previous one (PLINTH_CAPTURE_LADDER=old): T2, T1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -175,6 +177,20 @@ if [[ $STAGE == round17f ]]; then  # the final tree: kernel checks, the whole co
         run_if_time 70 "plinth T1, round $round" bench "t1_$round" throughput --workload T1
         grep -h '"output_tok_s"' "$OUT/plinth_t1_$round.json"
     done
+    stamp "done"
+fi
+if [[ $STAGE == round18a ]]; then  # host stalls: the machine's own (host_jitter.py), then T3 timelines with host phases
+    SECONDS=0; SUITE_BUDGET=480
+    stamp "host jitter, idle machine"; python3 benchmarks/host_jitter.py --seconds 8 --json "$OUT/jitter_a.json" >/dev/null
+    for run in a b; do
+        stamp "T3 timeline $run"
+        timeout "$(left 170)" python3 benchmarks/profile_step_timeline.py --workload T3 --device cuda \
+            --json "$OUT/t3_timeline_$run.json" >"$OUT/t3_timeline_$run.log" 2>&1 || tail -5 "$OUT/t3_timeline_$run.log"
+    done
+    run_if_time 90 "plinth T3" bench t3 throughput --workload T3
+    stamp "host jitter beside a T3 run"
+    python3 benchmarks/host_jitter.py --seconds 70 --json "$OUT/jitter_b.json" >/dev/null &
+    BENCH_TIMEOUT=$(left 90) bench t3_beside throughput --workload T3; wait
     stamp "done"
 fi
 if [[ $STAGE == round17e ]]; then  # rotary + KV write: T3 device timelines with it off and on, one machine

@@ -62,6 +62,25 @@ def _kind_lookup(timeline, t0_ns: int, first_us: float):
     return kind_at
 
 
+def _host_phases(timeline, schedule_ms, launches, updates, j: int) -> list[dict]:
+    """The host's loop around step j (steps j-2 .. j+1), in ms: the period from one step's schedule to the
+    next's, and in it launching the step, waiting for the previous step's samples, applying them (update),
+    scheduling the next step and the rest (output handling, the engine's bookkeeping): where a stall sat."""
+    import bisect
+
+    update_starts = [t for t, _ in updates]
+    rows = []
+    for k in range(max(j - 2, 1), min(j + 2, len(timeline) - 1, len(launches))):
+        start, nxt = timeline[k][0], timeline[k + 1][0]
+        u = bisect.bisect_left(update_starts, start)
+        phases = {"launch": launches[k][1], "wait_prev": launches[k - 1][2],
+                  "update": sum(ms for t, ms in updates[u:] if t < nxt), "schedule_next": schedule_ms[k + 1]}
+        period = (nxt - start) / 1e6
+        rows.append({"step": k, "period": round(period, 2), **{n: round(v, 2) for n, v in phases.items()},
+                     "rest": round(period - sum(phases.values()), 2)})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workload", default="T3")
@@ -86,9 +105,14 @@ def main() -> None:
     timeline: list[tuple[float, int, int]] = []  # (perf_counter ns at schedule, tokens, requests)
     schedule = scheduler.schedule
 
+    schedule_ms: list[float] = []
+
     def timed_schedule():
+        t = time.perf_counter_ns()
         out = schedule()
-        timeline.append((time.perf_counter_ns(), out.total_num_scheduled_tokens, len(out.num_scheduled_tokens)))
+        now = time.perf_counter_ns()
+        timeline.append((now, out.total_num_scheduled_tokens, len(out.num_scheduled_tokens)))
+        schedule_ms.append((now - t) / 1e6)
         return out
 
     scheduler.schedule = timed_schedule
@@ -114,6 +138,16 @@ def main() -> None:
         return handle
 
     runner.execute_async = timed_execute_async
+    updates: list[tuple[int, float]] = []  # (start ns, ms) of each Scheduler.update: applying a step's samples
+    update = scheduler.update
+
+    def timed_update(scheduler_output, runner_output):
+        t = time.perf_counter_ns()
+        out = update(scheduler_output, runner_output)
+        updates.append((t, (time.perf_counter_ns() - t) / 1e6))
+        return out
+
+    scheduler.update = timed_update
     gc_pauses: list[tuple[int, int, int]] = []  # (start ns, end ns, generation) of each collection
 
     gc_started = 0
@@ -202,7 +236,8 @@ def main() -> None:
         # collections running within the gap (or the 2 ms before it: the host falls behind the device)
         in_gap = [round((b - a) / 1e3, 2) for a, b, _ in pauses if b >= at - 2e3 and a <= at + gap]
         largest_gaps.append({"gap_ms": round(gap / 1e3, 3), "at_s": round((at - first_us) / 1e6, 3), "step": j,
-                             "step_tokens_reqs": timeline[j][1:] if timeline else None, "gc_ms": in_gap})
+                             "step_tokens_reqs": timeline[j][1:] if timeline else None, "gc_ms": in_gap,
+                             "host_phases_ms": _host_phases(timeline, schedule_ms, launches, updates, j)})
     gap_hist = {f">{t}ms": round(sum(g for g, _ in gaps if g > t * 1e3) / 1e6, 3) for t in (0.05, 0.2, 1, 5)}
     result = {
         "workload": workload.name, "output_tokens": out_tokens, "wall_s": round(wall, 3),
