@@ -57,6 +57,7 @@
 #   bash benchmarks/gpu_suite.sh round17f # the final tree: kernel checks, the whole conformance kit on cuda, T1 twice
 #   bash benchmarks/gpu_suite.sh round18a # host stalls: host_jitter.py on the idle machine and beside a T3 run; two T3
 #                                         # device timelines with the host loop's phases around the largest gaps
+#   bash benchmarks/gpu_suite.sh round18b # T3's prompt steps alone: host launch vs device time, cProfile, torch's op table
 #   bash benchmarks/gpu_suite.sh round16f # vLLM's capture ladder vs the previous one (PLINTH_CAPTURE_LADDER=old): T2, T1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -177,6 +178,14 @@ if [[ $STAGE == round17f ]]; then  # the final tree: kernel checks, the whole co
         run_if_time 70 "plinth T1, round $round" bench "t1_$round" throughput --workload T1
         grep -h '"output_tok_s"' "$OUT/plinth_t1_$round.json"
     done
+    stamp "done"
+fi
+if [[ $STAGE == round18b ]]; then  # T3's prompt steps on the host: launch vs device time, cProfile, torch's op table
+    SECONDS=0; SUITE_BUDGET=400
+    stamp "T3 prompt steps (max_tokens 1): launch times, cProfile, op table"
+    timeout "$(left 300)" python3 benchmarks/profile_host.py --workload T3 --device cuda --max-tokens 1 --launches \
+        --torch-ops --top 45 >"$OUT/t3_prompt_host.log" 2>&1 || tail -5 "$OUT/t3_prompt_host.log"
+    grep -A12 "host launch ms" "$OUT/t3_prompt_host.log"
     stamp "done"
 fi
 if [[ $STAGE == round18a ]]; then  # host stalls: the machine's own (host_jitter.py), then T3 timelines with host phases
