@@ -58,6 +58,7 @@
 #   bash benchmarks/gpu_suite.sh round18a # host stalls: host_jitter.py on the idle machine and beside a T3 run; two T3
 #                                         # device timelines with the host loop's phases around the largest gaps
 #   bash benchmarks/gpu_suite.sh round18b # T3's prompt steps alone: host launch vs device time, cProfile, torch's op table
+#   bash benchmarks/gpu_suite.sh round18c # T3 in a process that JIT-compiles its kernels vs one that reads them cached, x2
 #   bash benchmarks/gpu_suite.sh round16f # vLLM's capture ladder vs the previous one (PLINTH_CAPTURE_LADDER=old): T2, T1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -178,6 +179,17 @@ if [[ $STAGE == round17f ]]; then  # the final tree: kernel checks, the whole co
         run_if_time 70 "plinth T1, round $round" bench "t1_$round" throughput --workload T1
         grep -h '"output_tok_s"' "$OUT/plinth_t1_$round.json"
     done
+    stamp "done"
+fi
+if [[ $STAGE == round18c ]]; then  # T3 in a process that JIT-compiles its Triton kernels vs one that finds them cached
+    SECONDS=0; SUITE_BUDGET=540
+    for pair in 1 2; do
+        export TRITON_CACHE_DIR=/tmp/triton_cache_$pair  # empty: the first run compiles, the second reads the cache
+        run_if_time 100 "T3, empty Triton cache $pair" bench "t3_compiling_$pair" throughput --workload T3
+        run_if_time 90 "T3, cached $pair" bench "t3_cached_$pair" throughput --workload T3
+    done
+    for f in "$OUT"/plinth_t3_*.json; do python3 -c "import json,sys; d=json.load(open(sys.argv[1])); \
+        print(sys.argv[1].rsplit('/',1)[1], d['output_tok_s'], d['elapsed_s'], d['load_s'], d['decode_steps'])" "$f"; done
     stamp "done"
 fi
 if [[ $STAGE == round18b ]]; then  # T3's prompt steps on the host: launch vs device time, cProfile, torch's op table
