@@ -59,6 +59,7 @@
 #                                         # device timelines with the host loop's phases around the largest gaps
 #   bash benchmarks/gpu_suite.sh round18b # T3's prompt steps alone: host launch vs device time, cProfile, torch's op table
 #   bash benchmarks/gpu_suite.sh round18c # T3 in a process that JIT-compiles its kernels vs one that reads them cached, x2
+#   bash benchmarks/gpu_suite.sh round18d # T3's host path: cProfile and torch's host-side op table
 #   bash benchmarks/gpu_suite.sh round16f # vLLM's capture ladder vs the previous one (PLINTH_CAPTURE_LADDER=old): T2, T1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -179,6 +180,13 @@ if [[ $STAGE == round17f ]]; then  # the final tree: kernel checks, the whole co
         run_if_time 70 "plinth T1, round $round" bench "t1_$round" throughput --workload T1
         grep -h '"output_tok_s"' "$OUT/plinth_t1_$round.json"
     done
+    stamp "done"
+fi
+if [[ $STAGE == round18d ]]; then  # T3's host path whole: cProfile and torch's op table
+    SECONDS=0; SUITE_BUDGET=400
+    stamp "T3 host profile"
+    timeout "$(left 300)" python3 benchmarks/profile_host.py --workload T3 --device cuda --torch-ops --top 70 \
+        >"$OUT/t3_host.log" 2>&1 || tail -5 "$OUT/t3_host.log"
     stamp "done"
 fi
 if [[ $STAGE == round18c ]]; then  # T3 in a process that JIT-compiles its Triton kernels vs one that finds them cached
