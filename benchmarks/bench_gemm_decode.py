@@ -10,6 +10,7 @@ weight from L2, no host launch gaps), divided by 24. Every plan is checked again
     python benchmarks/bench_gemm_decode.py [--batches 256 128] [--json out.json]
     python benchmarks/bench_gemm_decode.py --blas-only --batches 64 128 200 256   # cuBLAS vs cuBLASLt
     python benchmarks/bench_gemm_decode.py --ws --batches 200 256   # warp-specialized K loops (Triton 3.4+)
+    python benchmarks/bench_gemm_decode.py --model qwen3 --split-k --batches 64 128 256   # Qwen3-0.6B's linears
     python benchmarks/bench_gemm_decode.py --lm-head --batches 64 200 256   # the LM head (128,256 x 4,096):
         # torch's BLAS libraries and a few tiled Triton plans
 """
@@ -28,6 +29,10 @@ import triton.language as tl
 from graph_timing import graph_ms, save_json
 
 LLAMA_LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}
+QWEN3_LINEARS = {"qkv": (4096, 1024), "o": (1024, 2048), "gate_up": (6144, 1024), "down": (1024, 3072)}
+# (linears, layers, weight copies cycled so that no launch reads its weight from the 50 MB L2); --model picks
+MODELS = {"llama": (LLAMA_LINEARS, 32, 4), "qwen3": (QWEN3_LINEARS, 28, 16)}
+LINEARS, LAYERS = LLAMA_LINEARS, 32
 COPIES, LAUNCHES = 4, 24
 
 
@@ -316,8 +321,11 @@ def main() -> None:
     ap.add_argument("--blas-only", action="store_true", help="only torch's BLAS libraries, per decode step")
     ap.add_argument("--split-k", nargs="*", metavar="LINEAR", help="split-K plans against cuBLAS on these linears")
     ap.add_argument("--ws", nargs="*", metavar="LINEAR", help="warp-specialized TMA plans against cuBLAS on these")
+    ap.add_argument("--model", choices=tuple(MODELS), default="llama", help="whose linears (default Llama-3.1-8B)")
     ap.add_argument("--json")
     args = ap.parse_args()
+    global LINEARS, LAYERS, COPIES
+    LINEARS, LAYERS, COPIES = MODELS[args.model]
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, flush=True)
     if args.lm_head:
         results = lm_head(args.batches)
@@ -325,17 +333,17 @@ def main() -> None:
         return
     if args.split_k is not None or args.ws is not None:
         results = {}
-        names = (args.split_k if args.split_k is not None else args.ws) or tuple(LLAMA_LINEARS)
+        names = (args.split_k if args.split_k is not None else args.ws) or tuple(LINEARS)
         for m in args.batches:
             saved = 0.0
             for name in names:
-                n, k = LLAMA_LINEARS[name]
+                n, k = LINEARS[name]
                 results[f"{name} M={m}"] = r = (measure_split(m, n, k) if args.split_k is not None
                                                 else measure(m, n, k, ws_plans(m), gemm_ws))
                 print(f"{name} {n}x{k} M={m}", json.dumps(r), flush=True)
                 if r["best"]:
-                    saved += max(0.0, r["cublas_us"] - r["best"][0]["us"]) * 32 / 1e3
-            print(f"M={m}: the best plans would save {saved:.3f} ms a decode step (32 layers)", flush=True)
+                    saved += max(0.0, r["cublas_us"] - r["best"][0]["us"]) * LAYERS / 1e3
+            print(f"M={m}: the best plans would save {saved:.3f} ms a decode step ({LAYERS} layers)", flush=True)
         save_json(args.json, results)
         return
     if args.blas_only:
@@ -345,17 +353,17 @@ def main() -> None:
     results, step = {}, {}
     for m in args.batches:
         step[m] = {"cublas_ms": 0.0, "best_of_both_ms": 0.0, "best": {}}
-        for name, (n, k) in LLAMA_LINEARS.items():
+        for name, (n, k) in LINEARS.items():
             key = f"{name} {n}x{k} M={m}"
             results[key] = measure_shape(m, n, k)
             print(key, json.dumps(results[key]), flush=True)
             cublas, best = results[key]["cublas_us"], results[key]["best"]
-            step[m]["cublas_ms"] += cublas * 32 / 1e3
-            step[m]["best_of_both_ms"] += min([cublas] + [r["us"] for r in best[:1]]) * 32 / 1e3
+            step[m]["cublas_ms"] += cublas * LAYERS / 1e3
+            step[m]["best_of_both_ms"] += min([cublas] + [r["us"] for r in best[:1]]) * LAYERS / 1e3
             if best:
                 step[m]["best"][name] = best[0]["plan"]
     for m, s in step.items():
-        print(f"M={m}: 32 layers of linears per decode step: cuBLAS {s['cublas_ms']:.3f} ms, "
+        print(f"M={m}: {LAYERS} layers of linears per decode step: cuBLAS {s['cublas_ms']:.3f} ms, "
               f"best of (cuBLAS, Triton) per shape {s['best_of_both_ms']:.3f} ms", flush=True)
     save_json(args.json, {"shapes": results, "per_step": step})
 

@@ -60,6 +60,7 @@
 #   bash benchmarks/gpu_suite.sh round18b # T3's prompt steps alone: host launch vs device time, cProfile, torch's op table
 #   bash benchmarks/gpu_suite.sh round18c # T3 in a process that JIT-compiles its kernels vs one that reads them cached, x2
 #   bash benchmarks/gpu_suite.sh round18d # T3's host path: cProfile and torch's host-side op table
+#   bash benchmarks/gpu_suite.sh round18e # Qwen3-0.6B's decode linears: cuBLAS against the tiled Triton plans
 #   bash benchmarks/gpu_suite.sh round16f # vLLM's capture ladder vs the previous one (PLINTH_CAPTURE_LADDER=old): T2, T1
 #
 # Stages are split so each fits one 10-minute device call. JSON and logs go to $OUT (or ./gpu_out).
@@ -81,9 +82,10 @@ bench() {  # bench NAME COMMAND...: run a plinth bench sub-command with a time l
 
 stamp() { echo "[$(date +%H:%M:%S) +${SECONDS}s] $*" | tee -a "$OUT/stages.txt"; }
 kernel_checks() {  # one bf16 case of every kernel (GQA 4, head 128) and the sampler; the whole matrix: verify1/verify2
+    # (one wide decode batch: each takes 65-75 s, and six of them made the checks 148 s and cut the HF peers; round 18)
     timeout "$(left 170)" python3 -m pytest tests/platforms/cuda/test_kernels_gpu.py tests/platforms/cuda/test_sampling_gpu.py \
         -q -n 8 -p no:cacheprovider --durations=4 --plinth-platform=cuda \
-        -k "(bfloat16 and bs16-g4 and not fp8) or (dtype0 and (split or wide or window or elementwise or gemv or fp8_linear \
+        -k "(bfloat16 and bs16-g4 and not fp8) or (dtype0 and (split or (wide and True-2-128) or window or elementwise or gemv or fp8_linear \
             or (write_kv and not rotary))) or (rotary_write_kv and dtype0 and same) or sampling_gpu \
             or (fp8 and bs16-g4-d128-bfloat16) or fp8_kv_decode" 2>&1 | tail -8 | tee "$OUT/kernels.txt"
 }
@@ -181,6 +183,11 @@ if [[ $STAGE == round17f ]]; then  # the final tree: kernel checks, the whole co
         grep -h '"output_tok_s"' "$OUT/plinth_t1_$round.json"
     done
     stamp "done"
+fi
+if [[ $STAGE == round18e ]]; then  # Qwen3-0.6B's decode linears: cuBLAS against tiled Triton plans (L2-cold weights)
+    SECONDS=0
+    timeout 520 python3 benchmarks/bench_gemm_decode.py --model qwen3 --batches 256 128 64 \
+        --json "$OUT/gemm_decode_qwen3.json" 2>&1 | tee "$OUT/gemm_decode_qwen3.log" | grep -v "^ "
 fi
 if [[ $STAGE == round18d ]]; then  # T3's host path whole: cProfile and torch's op table
     SECONDS=0; SUITE_BUDGET=400
