@@ -197,8 +197,8 @@ if [[ $STAGE == round18d ]]; then  # T3's host path whole: cProfile and torch's 
     stamp "done"
 fi
 if [[ $STAGE == round18c ]]; then  # T3 in a process that JIT-compiles its Triton kernels vs one that finds them cached
-    SECONDS=0; SUITE_BUDGET=540
-    for pair in 1 2; do
+    SECONDS=0; SUITE_BUDGET=${SUITE_BUDGET:-540}
+    for pair in ${PAIRS:-1 2}; do
         export TRITON_CACHE_DIR=/tmp/triton_cache_$pair  # empty: the first run compiles, the second reads the cache
         run_if_time 100 "T3, empty Triton cache $pair" bench "t3_compiling_$pair" throughput --workload T3
         run_if_time 90 "T3, cached $pair" bench "t3_cached_$pair" throughput --workload T3
