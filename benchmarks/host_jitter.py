@@ -17,6 +17,8 @@ import os
 import statistics
 import time
 
+from graph_timing import save_json
+
 
 def _cpu_times() -> dict[str, int]:
     """Jiffies from /proc/stat's first line (user ... steal), or {} where there is none."""
@@ -69,11 +71,8 @@ def main() -> None:
         "loadavg_before": load, "cpus": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
     }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text)
+    print(json.dumps(result, indent=1))
+    save_json(args.json, result)
 
 
 if __name__ == "__main__":
