@@ -1,4 +1,4 @@
-"""Decode-batch GEMMs of Llama-3.1-8B: cuBLAS (``F.linear``) against a tiled Triton GEMM's plans.
+"""Decode-batch GEMMs of Llama-3.1-8B (or Qwen3-0.6B, `--model qwen3`): cuBLAS (``F.linear``) against Triton GEMM plans.
 
 A measurement kept for the record (benchmarks/RESULTS.md, CUDA round 7): at M = 128-256 the
 best of 58 Triton plans per shape (pointer or TMA loads, 64-256 tiles, 3-5 stages) did not beat
@@ -30,10 +30,11 @@ from graph_timing import graph_ms, save_json
 
 LLAMA_LINEARS = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}
 QWEN3_LINEARS = {"qkv": (4096, 1024), "o": (1024, 2048), "gate_up": (6144, 1024), "down": (1024, 3072)}
-# (linears, layers, weight copies cycled so that no launch reads its weight from the 50 MB L2); --model picks
-MODELS = {"llama": (LLAMA_LINEARS, 32, 4), "qwen3": (QWEN3_LINEARS, 28, 16)}
-LINEARS, LAYERS = LLAMA_LINEARS, 32
-COPIES, LAUNCHES = 4, 24
+# (linears, layers, weight copies cycled so that no launch reads its weight from the 50 MB L2, LM head [N, K]);
+# --model picks; every mode measures the chosen model's shapes
+MODELS = {"llama": (LLAMA_LINEARS, 32, 4, (128256, 4096)), "qwen3": (QWEN3_LINEARS, 28, 16, (151936, 1024))}
+LINEARS, LAYERS, COPIES, LM_HEAD = MODELS["llama"]
+LAUNCHES = 24
 
 
 @dataclass(frozen=True)
@@ -272,28 +273,27 @@ def measure_shape(m: int, n: int, k: int) -> dict:
 
 
 def blas_libraries(batches) -> dict:
-    """Per decode step (32 layers of the four linears): torch's default BLAS against cuBLASLt preferred."""
+    """Per decode step (every layer's four linears): torch's default BLAS against cuBLASLt / cuBLAS preferred."""
     results = {}
     for library in ("default", "cublaslt", "cublas"):
         if library != "default":
             torch.backends.cuda.preferred_blas_library(library)
         for m in batches:
-            x = torch.randn(m, 4096, dtype=torch.bfloat16, device="cuda")
             total = 0.0
-            for n, k in LLAMA_LINEARS.values():
+            for n, k in LINEARS.values():
                 weights = [torch.randn(n, k, dtype=torch.bfloat16, device="cuda") * 0.02 for _ in range(COPIES)]
-                xk = x if k == 4096 else torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
-                total += graph_us(lambda i, xk=xk, weights=weights: F.linear(xk, weights[i % COPIES])) * 32 / 1e3
+                xk = torch.randn(m, k, dtype=torch.bfloat16, device="cuda")
+                total += graph_us(lambda i, xk=xk, weights=weights: F.linear(xk, weights[i % COPIES])) * LAYERS / 1e3
             results[f"{library} M={m}"] = round(total, 3)
-            print(f"{library:9s} M={m}: linears per decode step {total:.3f} ms "
-                  f"(weights at 3.0 TB/s: {sum(n * k for n, k in LLAMA_LINEARS.values()) * 64 / 3e12 * 1e3:.3f} ms)",
+            weight_ms = sum(n * k for n, k in LINEARS.values()) * 2 * LAYERS / 3e12 * 1e3
+            print(f"{library:9s} M={m}: linears per decode step {total:.3f} ms (weights at 3.0 TB/s: {weight_ms:.3f} ms)",
                   flush=True)
     return results
 
 
 def lm_head(batches) -> dict:
     """The LM head (Llama-3.1-8B: 128,256 x 4,096) at decode batches: each BLAS library and a few Triton plans."""
-    n, k = 128256, 4096
+    n, k = LM_HEAD
     results = {}
     for m in batches:
         row = {}
@@ -324,8 +324,8 @@ def main() -> None:
     ap.add_argument("--model", choices=tuple(MODELS), default="llama", help="whose linears (default Llama-3.1-8B)")
     ap.add_argument("--json")
     args = ap.parse_args()
-    global LINEARS, LAYERS, COPIES
-    LINEARS, LAYERS, COPIES = MODELS[args.model]
+    global LINEARS, LAYERS, COPIES, LM_HEAD
+    LINEARS, LAYERS, COPIES, LM_HEAD = MODELS[args.model]
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, flush=True)
     if args.lm_head:
         results = lm_head(args.batches)

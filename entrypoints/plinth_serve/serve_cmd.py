@@ -25,8 +25,8 @@ def graph_sizes(text: str | None) -> list[int] | None:
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        sizes = [0]
-    if any(s < 1 for s in sizes):
+        sizes = None
+    if not sizes or min(sizes) < 1:
         raise typer.BadParameter("give positive batch sizes separated by commas, e.g. 1,2,4,8",
                                  param_hint="--cuda-graph-sizes")
     return sizes

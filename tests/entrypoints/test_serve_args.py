@@ -55,7 +55,7 @@ def test_serve_passes_graph_and_cache_layout_options(served):
     assert default.engine_config(2048).graph.capture_sizes == ()  # the platform's ladder
 
 
-@pytest.mark.parametrize("sizes", ["1,two", "0,4", "-8"])
+@pytest.mark.parametrize("sizes", ["1,two", "0,4", "-8", ","])
 def test_serve_refuses_unreadable_graph_sizes(sizes):
     result = CliRunner().invoke(app, ["serve", "--cuda-graph-sizes", sizes, "--port", "0"])
     assert result.exit_code != 0 and "comma" in result.output
